@@ -51,6 +51,11 @@ export interface RaftStatus {
   transferee: NodeId;
 }
 
+/**
+ * The state of a member with nothing on disk. With a membership it founds a
+ * new cluster (the core writes that membership into the log as its first
+ * entries); with an empty one it waits for a leader to add it.
+ */
 export function emptyInitialState(membership: Membership): InitialState {
   return {
     hardState: { term: 0, vote: '', commit: 0 },

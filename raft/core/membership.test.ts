@@ -1,0 +1,129 @@
+/** Single-server membership changes (Raft thesis §4.1) with learners. */
+import { TestCluster, bytes } from './testing/cluster';
+import { EntryType, MembershipChangeType, MessageType, ProposalRejectedError, emptyMessage } from './types';
+
+function roles(c: TestCluster, on: string): Record<string, string> {
+  return Object.fromEntries(c.core(on).status().membership.members.map((m) => [m.id, m.role]));
+}
+
+describe('membership changes', () => {
+  it('adds a learner that receives the log but does not vote, then promotes it once caught up', () => {
+    const c = new TestCluster(['a', 'b', 'c']);
+    c.elect('a');
+    for (let i = 0; i < 10; i++) c.core('a').propose(bytes(`v${i}`));
+    c.stabilize();
+    c.addBlankNode('d');
+    c.core('a').proposeMembershipChange({ type: MembershipChangeType.AddLearner, id: 'd', address: 'addr-d' });
+    c.stabilize();
+    c.tick('a', 2);
+    c.stabilize();
+    expect(roles(c, 'a')).toEqual({ a: 'voter', b: 'voter', c: 'voter', d: 'learner' });
+    expect(c.applied.get('d')!.filter((e) => e.type === EntryType.Normal)).toHaveLength(10);
+    // A learner never campaigns.
+    c.isolate('d');
+    c.tick('d', 100);
+    c.stabilize();
+    expect(c.core('d').status().role).toBe('follower');
+    c.heal();
+    c.tick('a', 2);
+    c.stabilize();
+    c.core('a').proposeMembershipChange({ type: MembershipChangeType.PromoteLearner, id: 'd', address: '' });
+    c.stabilize();
+    expect(roles(c, 'd')).toEqual({ a: 'voter', b: 'voter', c: 'voter', d: 'voter' });
+  });
+
+  it('refuses to promote a learner that lags too far behind', () => {
+    const c = new TestCluster(['a', 'b', 'c'], { learnerCatchUpLagEntries: 5 });
+    c.elect('a');
+    c.addBlankNode('d');
+    c.core('a').proposeMembershipChange({ type: MembershipChangeType.AddLearner, id: 'd', address: 'addr-d' });
+    c.stabilize();
+    c.isolate('d');
+    for (let i = 0; i < 20; i++) c.core('a').propose(bytes(`v${i}`));
+    c.stabilize();
+    expect(() => c.core('a').proposeMembershipChange({ type: MembershipChangeType.PromoteLearner, id: 'd', address: '' })).toThrow(/behind/);
+  });
+
+  it('allows at most one change pending at a time', () => {
+    const c = new TestCluster(['a', 'b', 'c']);
+    c.elect('a');
+    c.stalled.add('b');
+    c.stalled.add('c');
+    c.core('a').proposeMembershipChange({ type: MembershipChangeType.AddLearner, id: 'd', address: 'addr-d' });
+    expect(() => c.core('a').proposeMembershipChange({ type: MembershipChangeType.AddLearner, id: 'e', address: 'addr-e' })).toThrow(/not committed yet/);
+  });
+
+  it('a new leader makes no change before an entry of its own term commits (the single-server change bug)', () => {
+    const c = new TestCluster(['a', 'b', 'c'], { preVote: false, checkQuorum: false });
+    c.elect('a');
+    // a is elected again in a new term, but no follower's acknowledgement reaches it.
+    const term = c.core('a').status().term;
+    c.core('a').step({ ...emptyMessage(MessageType.AppResp, 'b', 'a', term + 1) });
+    c.core('a').campaign();
+    for (let round = 0; round < 10; round++) {
+      for (const id of ['a', 'b', 'c']) c.deliver(c.handleReady(id).filter((m) => m.type !== MessageType.AppResp));
+    }
+    expect(c.core('a').status().role).toBe('leader');
+    const attempt = () => c.core('a').proposeMembershipChange({ type: MembershipChangeType.RemoveMember, id: 'c', address: '' });
+    expect(attempt).toThrow(ProposalRejectedError);
+    expect(attempt).toThrow(/not yet committed an entry of its own term/);
+    c.stabilize();
+    expect(attempt).not.toThrow();
+  });
+
+  it('adds a voter directly; the new member counts toward the quorum once the change commits', () => {
+    const c = new TestCluster(['a', 'b', 'c']);
+    c.elect('a');
+    c.addBlankNode('d');
+    c.core('a').proposeMembershipChange({ type: MembershipChangeType.AddVoter, id: 'd', address: 'addr-d' });
+    c.stabilize();
+    c.tick('a', 2);
+    c.stabilize();
+    // With four voters a majority is three: a and one other are not enough.
+    c.isolate('c');
+    c.isolate('d');
+    c.core('a').propose(bytes('needs-three'));
+    c.stabilize();
+    expect(c.core('a').status().commit).toBeLessThan(c.core('a').status().lastIndex);
+    c.heal();
+    c.tick('a', 2);
+    c.stabilize();
+    expect(c.core('a').status().commit).toBe(c.core('a').status().lastIndex);
+  });
+
+  it('removing the leader: it steps down once its removal commits, and the rest elect a new leader', () => {
+    const c = new TestCluster(['a', 'b', 'c']);
+    c.elect('a');
+    c.core('a').proposeMembershipChange({ type: MembershipChangeType.RemoveMember, id: 'a', address: '' });
+    c.stabilize();
+    expect(c.core('a').status().role).toBe('follower');
+    const leader = c.electAmong(['b', 'c']);
+    c.core(leader).propose(bytes('after'));
+    c.stabilize();
+    expect(c.core(leader).status().commit).toBe(c.core(leader).status().lastIndex);
+    expect(roles(c, leader)).toEqual({ b: 'voter', c: 'voter' });
+  });
+
+  it('refuses to remove the last voter, to add an existing member, or an unknown change', () => {
+    const c = new TestCluster(['solo']);
+    c.elect('solo');
+    expect(() => c.core('solo').proposeMembershipChange({ type: MembershipChangeType.RemoveMember, id: 'solo', address: '' })).toThrow(/last voter/);
+    expect(() => c.core('solo').proposeMembershipChange({ type: MembershipChangeType.AddVoter, id: 'solo', address: 'x' })).toThrow(/already in the cluster/);
+    expect(() => c.core('solo').proposeMembershipChange({ type: MembershipChangeType.AddVoter, id: 'n', address: '' })).toThrow(/needs an address/);
+    expect(() => c.core('solo').proposeMembershipChange({ type: 99 as MembershipChangeType, id: 'n', address: 'x' })).toThrow(/unknown membership change type/);
+  });
+
+  it('messages from a removed member are dropped and counted', () => {
+    const c = new TestCluster(['a', 'b', 'c']);
+    c.elect('a');
+    c.core('a').proposeMembershipChange({ type: MembershipChangeType.RemoveMember, id: 'c', address: '' });
+    c.stabilize();
+    c.tick('a', 2);
+    c.stabilize();
+    c.heal();
+    c.tick('c', 50);
+    c.stabilize();
+    expect(c.core('b').droppedMessages().unknown_sender).toBeGreaterThan(0);
+    expect(c.core('a').status().role).toBe('leader');
+  });
+});

@@ -1,0 +1,84 @@
+/**
+ * Membership rules: encoding a change into a log entry, checking that a
+ * change is allowed, and computing the membership that results. Single-server
+ * changes only (Raft thesis §4.1): one voter added or removed at a time.
+ */
+import { Member, Membership, MembershipChange, MembershipChangeType, NodeId } from './types';
+
+const MAX_ADDRESS_LENGTH = 255;
+
+export function voters(membership: Membership): NodeId[] {
+  return membership.members.filter((m) => m.role === 'voter').map((m) => m.id);
+}
+
+export function findMember(membership: Membership, id: NodeId): Member | undefined {
+  return membership.members.find((m) => m.id === id);
+}
+
+export function isVoter(membership: Membership, id: NodeId): boolean {
+  return findMember(membership, id)?.role === 'voter';
+}
+
+export function encodeMembershipChange(change: MembershipChange): Uint8Array {
+  return Buffer.from(JSON.stringify({ type: change.type, id: change.id, address: change.address }), 'utf8');
+}
+
+export function decodeMembershipChange(data: Uint8Array): MembershipChange {
+  const parsed: unknown = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+  if (typeof parsed !== 'object' || parsed === null) throw new Error('membership change: not an object');
+  const { type, id, address } = parsed as Record<string, unknown>;
+  if (typeof type !== 'number' || !(type in MembershipChangeType) || typeof id !== 'string' || typeof address !== 'string') {
+    throw new Error(`membership change: malformed ${JSON.stringify(parsed)}`);
+  }
+  return { type, id, address };
+}
+
+/** Returns why the change cannot be made to `membership`, or undefined if it can. Caught-up checks are the caller's. */
+export function membershipChangeProblem(membership: Membership, change: MembershipChange): string | undefined {
+  if (typeof change.id !== 'string' || change.id.length === 0 || change.id.length > 64) return `member id ${JSON.stringify(change.id)} must be 1..64 characters`;
+  const existing = findMember(membership, change.id);
+  switch (change.type) {
+    case MembershipChangeType.AddVoter:
+    case MembershipChangeType.AddLearner:
+      if (existing !== undefined) return `member ${change.id} is already in the cluster as a ${existing.role}`;
+      if (change.address.length === 0 || change.address.length > MAX_ADDRESS_LENGTH) return `member ${change.id} needs an address (1..${MAX_ADDRESS_LENGTH} characters)`;
+      if (membership.members.some((m) => m.address === change.address)) return `address ${change.address} is already used by another member`;
+      return undefined;
+    case MembershipChangeType.PromoteLearner:
+      if (existing === undefined) return `member ${change.id} is not in the cluster`;
+      if (existing.role !== 'learner') return `member ${change.id} is already a voter`;
+      return undefined;
+    case MembershipChangeType.RemoveMember:
+      if (existing === undefined) return `member ${change.id} is not in the cluster`;
+      if (existing.role === 'voter' && voters(membership).length === 1) return `member ${change.id} is the last voter`;
+      return undefined;
+    default:
+      return `unknown membership change type ${String(change.type)}`;
+  }
+}
+
+/**
+ * The membership after a committed change. A change that no longer applies
+ * (it was valid when proposed) leaves the membership as it is, so every member
+ * computes the same result from the same log.
+ */
+export function applyMembershipChange(membership: Membership, change: MembershipChange): Membership {
+  if (membershipChangeProblem(membership, change) !== undefined) return membership;
+  let members: Member[];
+  switch (change.type) {
+    case MembershipChangeType.AddVoter:
+      members = [...membership.members, { id: change.id, address: change.address, role: 'voter' }];
+      break;
+    case MembershipChangeType.AddLearner:
+      members = [...membership.members, { id: change.id, address: change.address, role: 'learner' }];
+      break;
+    case MembershipChangeType.PromoteLearner:
+      members = membership.members.map((m) => (m.id === change.id ? { ...m, role: 'voter' as const } : m));
+      break;
+    case MembershipChangeType.RemoveMember:
+      members = membership.members.filter((m) => m.id !== change.id);
+      break;
+  }
+  members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { members };
+}
