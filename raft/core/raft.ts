@@ -48,7 +48,9 @@ export class RaftCore {
   private leaderId: NodeId = '';
   private role: Role = 'follower';
   private readonly log: RaftLog;
-  private membership: Membership;
+  private membership!: Membership;
+  /** The voters of `membership`, kept beside it because every commit and vote counts them. */
+  private voterIds: NodeId[] = [];
   private membershipChanged = false;
   /** Leader only: one entry per other member. */
   private readonly progress = new Map<NodeId, Progress>();
@@ -80,7 +82,7 @@ export class RaftCore {
     this.id = config.id;
     this.term = initial.hardState.term;
     this.vote = initial.hardState.vote;
-    this.membership = initial.membership;
+    this.setMembership(initial.membership);
     this.log = new RaftLog(initial.snapshot, initial.entries, initial.hardState.commit, initial.applied);
     this.persistedHardState = { ...initial.hardState, commit: this.log.committed };
     this.reportedSoftState = { leaderId: '', role: 'follower', term: this.term };
@@ -369,11 +371,11 @@ export class RaftCore {
   /** Check-quorum: has a majority of voters been heard from since the last check? Resets the marks. */
   private quorumActive(): boolean {
     let active = 0;
-    for (const id of voters(this.membership)) {
+    for (const id of this.voterIds) {
       if (id === this.id || this.progress.get(id)?.recentActive) active++;
     }
     for (const pr of this.progress.values()) pr.recentActive = false;
-    return active >= majority(voters(this.membership).length);
+    return active >= majority(this.voterIds.length);
   }
 
   // ---------------------------------------------------------------- elections
@@ -396,7 +398,7 @@ export class RaftCore {
     this.votes.set(this.id, true);
     if (this.tallyVotes()) return;
     const type = kind === 'pre-election' ? MessageType.PreVote : MessageType.Vote;
-    for (const id of voters(this.membership)) {
+    for (const id of this.voterIds) {
       if (id === this.id) continue;
       this.send({
         ...emptyMessage(type, this.id, id, voteTerm),
@@ -409,7 +411,7 @@ export class RaftCore {
 
   /** Counts votes; moves on if the election is decided. Returns true if it was. */
   private tallyVotes(): boolean {
-    const outcome = voteOutcome(voters(this.membership), this.votes);
+    const outcome = voteOutcome(this.voterIds, this.votes);
     if (outcome === 'pending') return false;
     if (outcome === 'lost') {
       this.becomeFollower(this.term, '');
@@ -593,7 +595,7 @@ export class RaftCore {
     } else {
       this.log.restore(snapshot);
       this.snapshotToPersist = snapshot;
-      this.membership = snapshot.metadata.membership;
+      this.setMembership(snapshot.metadata.membership);
       this.membershipChanged = true;
       this.pendingMembershipIndex = 0;
     }
@@ -617,7 +619,7 @@ export class RaftCore {
     } catch (err) {
       throw new Error(`invariant: committed membership entry ${entry.index} does not decode: ${(err as Error).message}`);
     }
-    this.membership = applyMembershipChange(this.membership, change);
+    this.setMembership(applyMembershipChange(this.membership, change));
     this.membershipChanged = true;
     if (this.role !== 'leader') return;
     if (!isVoter(this.membership, this.id)) {
@@ -657,7 +659,7 @@ export class RaftCore {
 
   /** Leader: commits the highest index a majority holds durably, if it is of this term (§5.4.2). */
   private maybeCommit(): void {
-    const index = committedIndexOf(voters(this.membership), (id) => (id === this.id ? this.log.persistedIndex : this.progress.get(id)?.match ?? 0));
+    const index = committedIndexOf(this.voterIds, (id) => (id === this.id ? this.log.persistedIndex : this.progress.get(id)?.match ?? 0));
     if (index <= this.log.committed || this.log.term(index) !== this.term) return;
     const firstCommitOfTerm = this.log.term(this.log.committed) !== this.term;
     this.commitTo(index);
@@ -710,7 +712,7 @@ export class RaftCore {
     pr.probeSent = false;
     if (behind) this.sendAppend(pr, false);
     if (m.context.byteLength === 0 || pr.isLearner) return;
-    if (this.readOnly.ack(m.context, m.from) < majority(voters(this.membership).length)) return;
+    if (this.readOnly.ack(m.context, m.from) < majority(this.voterIds.length)) return;
     for (const read of this.readOnly.releaseThrough(m.context)) this.respondToRead(read.requester, read.index, read.context);
   }
 
@@ -771,7 +773,7 @@ export class RaftCore {
       this.readsBeforeFirstCommit.push({ context, requester });
       return;
     }
-    if (voters(this.membership).length === 1) return this.respondToRead(requester, this.log.committed, context);
+    if (this.voterIds.length === 1) return this.respondToRead(requester, this.log.committed, context);
     if (!this.readOnly.add({ index: this.log.committed, context, requester, acks: new Set([this.id]) })) return this.drop('read_queue_full');
     this.broadcastHeartbeat(context);
   }
@@ -808,6 +810,11 @@ export class RaftCore {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  private setMembership(membership: Membership): void {
+    this.membership = membership;
+    this.voterIds = voters(membership);
+  }
 
   private send(m: Message): void {
     if (SENT_AFTER_PERSIST.has(m.type)) this.messagesAfterPersist.push(m);
