@@ -32,6 +32,21 @@ describe('membership changes', () => {
     expect(roles(c, 'd')).toEqual({ a: 'voter', b: 'voter', c: 'voter', d: 'voter' });
   });
 
+  it('a member replaying the log accepts a leader its partial membership does not yet list', () => {
+    const c = new TestCluster(['a', 'b', 'c']);
+    // The log starts with "add a": replaying it, d knows only a for a while, yet c leads.
+    c.elect('c');
+    c.addBlankNode('d');
+    c.core('c').proposeMembershipChange({ type: MembershipChangeType.AddLearner, id: 'd', address: 'addr-d' });
+    c.core('c').propose(bytes('after-join'));
+    for (let i = 0; i < 3; i++) {
+      c.tick('c');
+      c.stabilize();
+    }
+    expect(c.appliedData('d')).toEqual(['after-join']);
+    expect(roles(c, 'd')).toEqual({ a: 'voter', b: 'voter', c: 'voter', d: 'learner' });
+  });
+
   it('refuses to promote a learner that lags too far behind', () => {
     const c = new TestCluster(['a', 'b', 'c'], { learnerCatchUpLagEntries: 5 });
     c.elect('a');

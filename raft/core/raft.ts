@@ -33,6 +33,13 @@ type CampaignKind = 'pre-election' | 'election' | 'transfer';
 /** Messages that promise something about durable state leave only after the Ready's write (Figure 2: respond after persisting). */
 const SENT_AFTER_PERSIST = new Set<MessageType>([MessageType.Vote, MessageType.VoteResp, MessageType.AppResp, MessageType.HeartbeatResp]);
 
+/**
+ * Requests only a member may make. Messages from a leader are legitimate by
+ * their term alone: a member whose committed membership lags (one replaying
+ * the log after being added) must still accept the leader that added it.
+ */
+const REQUESTS_FROM_MEMBERS_ONLY = new Set<MessageType>([MessageType.PreVote, MessageType.Vote, MessageType.Prop, MessageType.ReadIndex, MessageType.TransferLeader]);
+
 /** Forwarded requests are served by whoever leads now, whatever term the sender saw. */
 const TERMLESS = new Set<MessageType>([MessageType.Prop, MessageType.ReadIndex, MessageType.ReadIndexResp, MessageType.TransferLeader]);
 
@@ -123,7 +130,9 @@ export class RaftCore {
     if (problem !== undefined) return this.drop('malformed');
     if (m.to !== this.id) return this.drop('wrong_recipient');
     if (m.from === this.id) return this.drop('from_self');
-    if (this.membership.members.length > 0 && findMember(this.membership, m.from) === undefined) return this.drop('unknown_sender');
+    if (REQUESTS_FROM_MEMBERS_ONLY.has(m.type) && this.membership.members.length > 0 && findMember(this.membership, m.from) === undefined) {
+      return this.drop('unknown_sender');
+    }
     if (!TERMLESS.has(m.type) && !this.stepTerm(m)) return;
     switch (m.type) {
       case MessageType.PreVote:
