@@ -33,8 +33,8 @@ describe('membership changes', () => {
   });
 
   it('a member replaying the log accepts a leader its partial membership does not yet list', () => {
-    const c = new TestCluster(['a', 'b', 'c']);
-    // The log starts with "add a": replaying it, d knows only a for a while, yet c leads.
+    // One entry per append, so d commits the log's first entry ("add a") on its own and knows only a for a while; c leads.
+    const c = new TestCluster(['a', 'b', 'c'], { maxEntriesPerAppend: 1 });
     c.elect('c');
     c.addBlankNode('d');
     c.core('c').proposeMembershipChange({ type: MembershipChangeType.AddLearner, id: 'd', address: 'addr-d' });
