@@ -76,7 +76,8 @@ export const TRANSPORT_LIMIT_DEFAULTS: TransportLimits = {
   maxIncomingSnapshots: 2,
   snapshotTimeoutMs: 120_000,
   reconnectBackoffInitialMs: 50,
-  reconnectBackoffMaxMs: 2_000,
+  // Below an election timeout, so a member that restarts is back in the cluster's traffic before the next election matters.
+  reconnectBackoffMaxMs: 500,
   connectTimeoutMs: 2_000,
   keepaliveTimeMs: 1_000,
   keepaliveTimeoutMs: 1_000,
