@@ -168,4 +168,34 @@ describe('check-quorum', () => {
     expect(c.core('b').status().term).toBe(term);
     expect(c.core('b').droppedMessages().vote_in_lease).toBe(1);
   });
+
+  it('a member that cannot campaign lets a dead leader\'s lease expire and answers candidates again (simulator seed 10271)', () => {
+    const c = new TestCluster(['a', 'b', 'c'], {}, ['l']);
+    c.elect('a');
+    c.isolate('a');
+    const learner = c.core('l');
+    const term = learner.status().term;
+    c.tick('l', 10);
+    // From now on every pre-vote must get an answer, whatever the learner's clock says.
+    for (let i = 0; i < 40; i++) {
+      c.tick('l');
+      learner.step({ ...emptyMessage(MessageType.PreVote, 'b', 'l', term + 1), index: 100, logTerm: term });
+    }
+    expect(learner.droppedMessages().vote_in_lease).toBeUndefined();
+  });
+});
+
+describe('stale terms', () => {
+  it('a member answers a stale leader\'s append with its higher term even without pre-vote or check-quorum (simulator seed 10338)', () => {
+    const c = new TestCluster(['a', 'b', 'c'], { preVote: false, checkQuorum: false });
+    c.elect('a');
+    const term = c.core('a').status().term;
+    c.core('b').step({ ...emptyMessage(MessageType.Vote, 'c', 'b', term + 5), index: 100, logTerm: term });
+    c.handleReady('b');
+    c.core('b').step({ ...emptyMessage(MessageType.Heartbeat, 'a', 'b', term) });
+    const rd = c.core('b').ready();
+    const answer = [...rd.messages, ...rd.messagesAfterPersist].find((m) => m.to === 'a');
+    expect(answer?.type).toBe(MessageType.AppResp);
+    expect(answer?.term).toBe(term + 5);
+  });
 });

@@ -352,8 +352,11 @@ export class RaftCore {
   // ---------------------------------------------------------------- time
 
   private tickElection(): void {
-    this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    // Capped, so it never overflows; past electionTicks the lease of a leader we stopped hearing from has expired.
+    this.electionElapsed = Math.min(this.electionElapsed + 1, 2 * this.config.electionTicks + this.randomizedElectionTimeout);
+    // Only a member that can campaign restarts its clock: one that cannot (a learner, or a voter whose committed
+    // membership lags) must let a dead leader's lease run out, or it would refuse every candidate's vote forever.
+    if (this.electionElapsed >= this.randomizedElectionTimeout && isVoter(this.membership, this.id)) {
       this.electionElapsed = 0;
       this.hup(this.config.preVote ? 'pre-election' : 'election');
     }
@@ -454,8 +457,9 @@ export class RaftCore {
       return true;
     }
     if (m.term < this.term) {
-      if ((this.config.checkQuorum || this.config.preVote) && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) {
-        // A deposed leader cut off from the cluster learns our term and steps down.
+      if (m.type === MessageType.App || m.type === MessageType.Heartbeat) {
+        // A deposed leader learns our term and steps down. Staying silent could leave us behind for good:
+        // a leader that never hears of a higher term keeps sending what we keep dropping.
         this.send(emptyMessage(MessageType.AppResp, this.id, m.from, this.term));
       } else if (m.type === MessageType.PreVote) {
         this.send({ ...emptyMessage(MessageType.PreVoteResp, this.id, m.from, this.term), reject: true });
