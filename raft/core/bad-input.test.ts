@@ -16,8 +16,8 @@ describe('bad input', () => {
     expect(JSON.stringify(follower.status())).toBe(status);
   }
 
-  it('drops a message from a node outside the membership', () => {
-    dropsAs('unknown_sender', { ...emptyMessage(MessageType.Vote, 'stranger', 'b', 99), index: 99, logTerm: 99 });
+  it('drops a forwarded request from a node outside the membership', () => {
+    dropsAs('unknown_sender', { ...emptyMessage(MessageType.ReadIndex, 'stranger', 'b', 99), context: new Uint8Array([1]) });
   });
 
   it('drops a message addressed to someone else', () => {

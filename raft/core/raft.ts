@@ -37,8 +37,12 @@ const SENT_AFTER_PERSIST = new Set<MessageType>([MessageType.Vote, MessageType.V
  * Requests only a member may make. Messages from a leader are legitimate by
  * their term alone: a member whose committed membership lags (one replaying
  * the log after being added) must still accept the leader that added it.
+ * Votes are granted by term and log alone too (thesis §4.2.3): a voter cannot
+ * know whether its own membership is current, and refusing a real voter it
+ * does not know yet can leave the cluster without a leader. Pre-vote and the
+ * leader lease keep removed members from disrupting.
  */
-const REQUESTS_FROM_MEMBERS_ONLY = new Set<MessageType>([MessageType.PreVote, MessageType.Vote, MessageType.Prop, MessageType.ReadIndex, MessageType.TransferLeader]);
+const REQUESTS_FROM_MEMBERS_ONLY = new Set<MessageType>([MessageType.Prop, MessageType.ReadIndex, MessageType.TransferLeader]);
 
 /** Forwarded requests are served by whoever leads now, whatever term the sender saw. */
 const TERMLESS = new Set<MessageType>([MessageType.Prop, MessageType.ReadIndex, MessageType.ReadIndexResp, MessageType.TransferLeader]);
@@ -636,7 +640,11 @@ export class RaftCore {
     this.membershipChanged = true;
     if (this.role !== 'leader') return;
     if (!isVoter(this.membership, this.id)) {
-      // The leader was removed: its removal is committed, so it steps aside.
+      // The leader was removed: its removal is committed, so it steps aside. It first tells everyone the new
+      // commit index, or they would keep counting it as a voter, and it holds the longest log.
+      for (const pr of this.progress.values()) {
+        this.send({ ...emptyMessage(MessageType.Heartbeat, this.id, pr.id, this.term), commit: Math.min(pr.match, this.log.committed) });
+      }
       this.becomeFollower(this.term, '');
       return;
     }
