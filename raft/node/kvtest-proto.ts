@@ -1,0 +1,64 @@
+/**
+ * The gRPC service definition of the kvtest client API (proto/kvtest.proto),
+ * built from the .proto with protobufjs so server and clients share one
+ * schema. Owns (de)serialization only; must never carry server logic.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protobuf from 'protobufjs';
+
+export interface NotLeaderHint { leaderId: string; leaderAddress: string }
+export interface PutRequest { requestId: number; key: string; value: Uint8Array }
+export interface PutResponse { requestId: number; index: number; notLeader?: NotLeaderHint; error: string }
+export interface PutBatch { puts: PutRequest[] }
+export interface PutResults { results: PutResponse[] }
+export interface GetRequest { key: string; local: boolean }
+export interface GetResponse { found: boolean; value: Uint8Array; notLeader?: NotLeaderHint; error: string }
+export interface DumpRequest { limit: number }
+export interface DumpResponse { appliedIndex: number; entries: Array<{ key: string; value: Uint8Array }>; truncated: boolean }
+export type StatusRequest = Record<string, never>;
+export interface StatusResponse { id: string; role: string; term: number; leaderId: string; commitIndex: number; appliedIndex: number; leaderAddress: string }
+export interface TransferLeadershipRequest { to: string; timeoutMs: number }
+export interface TransferLeadershipResponse { newLeaderId: string; notLeader?: NotLeaderHint; error: string }
+
+/** Walks up from this file (raft/node in the sources, dist/raft/node when compiled) to the repository's proto/ folder. */
+function findProtoFile(name: string): string {
+  const maxLevels = 6;
+  let dir = __dirname;
+  for (let level = 0; level < maxLevels; level++) {
+    const candidate = path.join(dir, 'proto', name);
+    if (fs.existsSync(candidate)) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new Error(`kvtest: cannot find proto/${name} above ${__dirname}`);
+}
+
+const root = protobuf.loadSync(findProtoFile('kvtest.proto'));
+const CONVERSION: protobuf.IConversionOptions = { longs: Number, defaults: true, arrays: true };
+
+function method<Req, Res>(name: string, requestType: string, responseType: string, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Req, Res> {
+  const req = root.lookupType(`kvtest.${requestType}`);
+  const res = root.lookupType(`kvtest.${responseType}`);
+  return {
+    path: `/kvtest.KvTest/${name}`,
+    requestStream,
+    responseStream,
+    requestSerialize: (value: Req) => Buffer.from(req.encode(value as object).finish()),
+    requestDeserialize: (bytes: Buffer) => req.toObject(req.decode(bytes), CONVERSION) as Req,
+    responseSerialize: (value: Res) => Buffer.from(res.encode(value as object).finish()),
+    responseDeserialize: (bytes: Buffer) => res.toObject(res.decode(bytes), CONVERSION) as Res,
+  };
+}
+
+export const kvTestService = {
+  Put: method<PutRequest, PutResponse>('Put', 'PutRequest', 'PutResponse', false, false),
+  PutStream: method<PutBatch, PutResults>('PutStream', 'PutBatch', 'PutResults', true, true),
+  Get: method<GetRequest, GetResponse>('Get', 'GetRequest', 'GetResponse', false, false),
+  Dump: method<DumpRequest, DumpResponse>('Dump', 'DumpRequest', 'DumpResponse', false, false),
+  Status: method<StatusRequest, StatusResponse>('Status', 'StatusRequest', 'StatusResponse', false, false),
+  TransferLeadership: method<TransferLeadershipRequest, TransferLeadershipResponse>('TransferLeadership', 'TransferLeadershipRequest', 'TransferLeadershipResponse', false, false),
+} satisfies grpc.ServiceDefinition;
+
+/** The untyped client constructor grpc-js builds from the definition; wrap it (kvtest-client.ts) rather than use it directly. */
+export const KvTestGrpcClient = grpc.makeGenericClientConstructor(kvTestService, 'KvTest');

@@ -1,0 +1,78 @@
+/**
+ * The node driver's Prometheus metrics, named after the questions an operator
+ * asks ("how long does commit take", "how many entries per fsync", "who leads").
+ * Owns metric registration only; must never register on prom-client's global
+ * registry behind the caller's back (a private Registry is used when none is given).
+ * Several members in one process share metrics through the `member_id` label.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+const LATENCY_BUCKETS_SECONDS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BATCH_BUCKETS_ENTRIES = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+
+type Label = 'member_id';
+
+function counter(registry: Registry, name: string, help: string, labelNames: string[]): Counter<string> {
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Counter<string>;
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+function gauge(registry: Registry, name: string, help: string): Gauge<Label> {
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Gauge<Label>;
+  return new Gauge({ name, help, labelNames: ['member_id'], registers: [registry] });
+}
+
+function histogram(registry: Registry, name: string, help: string, buckets: number[]): Histogram<Label> {
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Histogram<Label>;
+  return new Histogram({ name, help, labelNames: ['member_id'], buckets, registers: [registry] });
+}
+
+export type FailureReason = 'not_leader' | 'rejected' | 'dropped' | 'timeout' | 'overloaded' | 'stopped';
+
+/** Children bound to one member id, so the hot path does no label lookups. */
+export class NodeMetrics {
+  readonly registry: Registry;
+  readonly proposals: Counter.Internal;
+  private readonly proposalsFailed: Counter<string>;
+  readonly commitLatencySeconds: Histogram.Internal<Label>;
+  readonly readIndexLatencySeconds: Histogram.Internal<Label>;
+  readonly persistBatchEntries: Histogram.Internal<Label>;
+  readonly persistLatencySeconds: Histogram.Internal<Label>;
+  readonly applyLatencySeconds: Histogram.Internal<Label>;
+  readonly leaderChanges: Counter.Internal;
+  readonly localSnapshots: Counter.Internal;
+  readonly localSnapshotSeconds: Histogram.Internal<Label>;
+  readonly term: Gauge.Internal<Label>;
+  readonly commitIndex: Gauge.Internal<Label>;
+  readonly appliedIndex: Gauge.Internal<Label>;
+  readonly isLeader: Gauge.Internal<Label>;
+  readonly pendingProposals: Gauge.Internal<Label>;
+
+  constructor(registry: Registry | undefined, private readonly memberId: string) {
+    this.registry = registry ?? new Registry();
+    const r = this.registry;
+    const m = { member_id: memberId };
+    this.proposals = counter(r, 'handlefs_raft_proposals_total', 'Proposals submitted to this member (data and membership changes).', ['member_id']).labels(m);
+    this.proposalsFailed = counter(r, 'handlefs_raft_proposals_failed_total', 'Proposals that did not apply, by reason (not_leader, rejected, dropped, timeout, overloaded, stopped).', ['member_id', 'reason']);
+    this.commitLatencySeconds = histogram(r, 'handlefs_raft_commit_latency_seconds', 'How long a proposal took from propose() to applied on this member.', LATENCY_BUCKETS_SECONDS).labels(m);
+    this.readIndexLatencySeconds = histogram(r, 'handlefs_raft_read_index_latency_seconds', 'How long a linearizable read waited for its read index to be confirmed and applied.', LATENCY_BUCKETS_SECONDS).labels(m);
+    this.persistBatchEntries = histogram(r, 'handlefs_raft_persist_batch_entries', 'How many log entries each synchronous storage write carried (group commit).', BATCH_BUCKETS_ENTRIES).labels(m);
+    this.persistLatencySeconds = histogram(r, 'handlefs_raft_persist_latency_seconds', 'How long each synchronous storage write (fsync) took.', LATENCY_BUCKETS_SECONDS).labels(m);
+    this.applyLatencySeconds = histogram(r, 'handlefs_raft_apply_latency_seconds', 'How long the state machine took to apply (and sync) one batch of committed entries.', LATENCY_BUCKETS_SECONDS).labels(m);
+    this.leaderChanges = counter(r, 'handlefs_raft_leader_changes_total', 'How many times this member saw the leader change (including to "no leader").', ['member_id']).labels(m);
+    this.localSnapshots = counter(r, 'handlefs_raft_local_snapshots_total', 'Snapshots this member took of its state machine to compact its log.', ['member_id']).labels(m);
+    this.localSnapshotSeconds = histogram(r, 'handlefs_raft_local_snapshot_duration_seconds', 'How long one local snapshot took: reading the state machine (applies wait) plus saving it and compacting the log (the Ready loop waits).', LATENCY_BUCKETS_SECONDS).labels(m);
+    this.term = gauge(r, 'handlefs_raft_term', 'The current Raft term seen by this member.').labels(m);
+    this.commitIndex = gauge(r, 'handlefs_raft_commit_index', 'The highest log index this member knows is committed.').labels(m);
+    this.appliedIndex = gauge(r, 'handlefs_raft_applied_index', 'The highest log index applied to the state machine on this member.').labels(m);
+    this.isLeader = gauge(r, 'handlefs_raft_is_leader', '1 if this member is the leader, else 0.').labels(m);
+    this.pendingProposals = gauge(r, 'handlefs_raft_pending_proposals', 'Proposals waiting to be applied on this member.').labels(m);
+  }
+
+  proposalFailed(reason: FailureReason): void {
+    this.proposalsFailed.inc({ member_id: this.memberId, reason });
+  }
+}

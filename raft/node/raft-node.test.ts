@@ -1,0 +1,292 @@
+/**
+ * RaftNode scenarios in one process with the real pieces: LevelRaftStorage,
+ * GrpcTransport on loopback and the KV state machine on classic-level.
+ * (Separate processes and kill -9 are in cluster.integration.test.ts.)
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Registry } from 'prom-client';
+import { Member, NotLeaderError } from '../core/types';
+import { LevelRaftStorage } from '../storage/level-storage';
+import { GrpcTransport } from '../transport/grpc-transport';
+import { KvResult, KvStateMachine, encodeKvCommand } from './kv-state-machine';
+import { NodeOverloadedError, ProposalDroppedError } from './pending';
+import { RaftNode, RaftNodeOptions } from './raft-node';
+
+jest.setTimeout(30_000);
+
+const TICK_MS = 20;
+const ELECTION_TICKS = 10;
+const quietTransportLogger = { info: () => {}, warn: () => {} };
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = probe();
+    if (value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+const put = (key: string, value: string) => encodeKvCommand({ op: 'put', key, value: Buffer.from(value) });
+
+interface Member_ {
+  member: Member;
+  dir: string;
+  node?: RaftNode;
+  kv?: KvStateMachine;
+  registry: Registry;
+}
+
+class InProcessCluster {
+  readonly members = new Map<string, Member_>();
+  /** Members whose every message, in or out, is dropped by the transports' fault hooks (a network partition). */
+  readonly isolated = new Set<string>();
+  private readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'raft-node-test-'));
+
+  async addMember(id: string, role: Member['role'] = 'voter'): Promise<Member> {
+    const member: Member = { id, address: `127.0.0.1:${await freePort()}`, role };
+    this.members.set(id, { member, dir: path.join(this.root, id), registry: new Registry() });
+    return member;
+  }
+
+  async start(id: string, options: Partial<RaftNodeOptions> & { bootstrap?: boolean } = {}): Promise<RaftNode> {
+    const m = this.members.get(id)!;
+    const storage = await LevelRaftStorage.open(path.join(m.dir, 'raft'));
+    m.kv = await KvStateMachine.open(path.join(m.dir, 'kv'));
+    const transport = new GrpcTransport({
+      localId: id,
+      listenAddress: m.member.address,
+      logger: quietTransportLogger,
+      faultHook: (message) => (this.isolated.has(message.from) || this.isolated.has(message.to) ? 'drop' : 'deliver'),
+    });
+    const voters = [...this.members.values()].map((x) => x.member).filter((x) => x.role === 'voter');
+    m.node = await RaftNode.start({
+      config: { id, electionTicks: ELECTION_TICKS },
+      tickIntervalMs: TICK_MS,
+      storage,
+      transport,
+      stateMachine: m.kv,
+      bootstrapMembership: options.bootstrap === false ? undefined : { members: voters },
+      joinPeers: voters,
+      registry: m.registry,
+      ...options,
+    });
+    return m.node;
+  }
+
+  node(id: string): RaftNode {
+    return this.members.get(id)!.node!;
+  }
+
+  kv(id: string): KvStateMachine {
+    return this.members.get(id)!.kv!;
+  }
+
+  running(): RaftNode[] {
+    return [...this.members.values()].flatMap((m) => (m.node ? [m.node] : []));
+  }
+
+  async leader(timeoutMs = 5_000): Promise<RaftNode> {
+    return waitFor('a leader', () => this.running().find((n) => n.status().role === 'leader'), timeoutMs);
+  }
+
+  async stop(id: string, graceful = false): Promise<void> {
+    const m = this.members.get(id)!;
+    await m.node?.stop({ graceful });
+    await m.kv?.close();
+    m.node = undefined;
+    m.kv = undefined;
+  }
+
+  async destroy(): Promise<void> {
+    for (const id of this.members.keys()) await this.stop(id).catch(() => {});
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+let cluster: InProcessCluster;
+afterEach(async () => {
+  await cluster?.destroy();
+});
+
+describe('a single-member RaftNode', () => {
+  it('elects itself, applies proposals in order and answers each with the state machine result', async () => {
+    cluster = new InProcessCluster();
+    await cluster.addMember('solo');
+    const node = await cluster.start('solo');
+    await cluster.leader();
+    const results = (await Promise.all(Array.from({ length: 50 }, (_, i) => node.propose(put(`k${i}`, `v${i}`))))) as KvResult[];
+    const indexes = results.map((r) => r.index);
+    expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
+    expect(new Set(indexes).size).toBe(50);
+    expect(Buffer.from((await cluster.kv('solo').get('k49'))!).toString()).toBe('v49');
+    await node.readIndex();
+    const metrics = await cluster.members.get('solo')!.registry.getSingleMetricAsString('handlefs_raft_persist_batch_entries');
+    expect(metrics).toMatch(/handlefs_raft_persist_batch_entries_count\{member_id="solo"\} \d+/);
+  });
+
+  it('after a restart neither repeats nor skips an entry', async () => {
+    cluster = new InProcessCluster();
+    await cluster.addMember('solo');
+    let node = await cluster.start('solo');
+    await cluster.leader();
+    for (let i = 0; i < 10; i++) await node.propose(put(`k${i}`, `first-${i}`));
+    const appliedBefore = node.status().appliedIndex;
+    await cluster.stop('solo');
+
+    node = await cluster.start('solo');
+    expect(node.status().appliedIndex).toBe(appliedBefore);
+    await cluster.leader();
+    const result = (await node.propose(put('after', 'restart'))) as KvResult;
+    expect(result.index).toBeGreaterThan(appliedBefore);
+    expect(await cluster.kv('solo').appliedIndex()).toBe(node.status().appliedIndex);
+    expect(Buffer.from((await cluster.kv('solo').get('k9'))!).toString()).toBe('first-9');
+  });
+
+  it('rejects proposals beyond its pending limit with a clear error', async () => {
+    cluster = new InProcessCluster();
+    await cluster.addMember('solo');
+    const node = await cluster.start('solo', { maxPendingProposals: 2 });
+    await cluster.leader();
+    const calls = [node.propose(put('a', '1')), node.propose(put('b', '2')), node.propose(put('c', '3'))];
+    const outcomes = await Promise.allSettled(calls);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect((outcomes[2] as PromiseRejectedResult).reason).toBeInstanceOf(NodeOverloadedError);
+  });
+
+  it('takes local snapshots every N applied entries and restarts from them', async () => {
+    cluster = new InProcessCluster();
+    await cluster.addMember('solo');
+    let node = await cluster.start('solo', { snapshotThresholdEntries: 20, snapshotTrailingEntries: 5 });
+    await cluster.leader();
+    for (let i = 0; i < 70; i++) await node.propose(put(`k${i}`, `v${i}`));
+    const status = node.status();
+    expect(status.snapshotIndex).toBeGreaterThanOrEqual(60);
+    expect(status.firstIndex).toBeGreaterThan(1);
+    const snapshots = await cluster.members.get('solo')!.registry.getSingleMetricAsString('handlefs_raft_local_snapshots_total');
+    expect(snapshots).toMatch(/handlefs_raft_local_snapshots_total\{member_id="solo"\} 3/);
+    await cluster.stop('solo');
+    node = await cluster.start('solo', { snapshotThresholdEntries: 20, snapshotTrailingEntries: 5 });
+    await cluster.leader();
+    await node.propose(put('after', 'snapshot'));
+    expect(Buffer.from((await cluster.kv('solo').get('k0'))!).toString()).toBe('v0');
+  });
+});
+
+describe('a three-member cluster in one process', () => {
+  it('answers proposals on a follower with NotLeaderError naming the leader, and serves reads on any member', async () => {
+    cluster = new InProcessCluster();
+    for (const id of ['a', 'b', 'c']) await cluster.addMember(id);
+    await Promise.all(['a', 'b', 'c'].map((id) => cluster.start(id)));
+    const leader = await cluster.leader();
+    const leaderId = leader.status().id;
+    await leader.propose(put('x', '1'));
+    const follower = cluster.running().find((n) => n !== leader)!;
+    await waitFor('the follower to know the leader', () => follower.status().leaderId === leaderId);
+    const error = await follower.propose(put('y', '2')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotLeaderError);
+    expect((error as NotLeaderError).leaderId).toBe(leaderId);
+    expect((error as NotLeaderError).leaderAddress).toBe(cluster.members.get(leaderId)!.member.address);
+    // A follower's read waits until it has applied what the leader had committed when the read was confirmed.
+    await follower.readIndex();
+    const followerId = follower.status().id;
+    expect(Buffer.from((await cluster.kv(followerId).get('x'))!).toString()).toBe('1');
+  });
+
+  it('restarts a follower whose stored commit index lags its applied index, and snapshots at once without tripping the storage', async () => {
+    cluster = new InProcessCluster();
+    for (const id of ['a', 'b', 'c']) await cluster.addMember(id);
+    await Promise.all(['a', 'b', 'c'].map((id) => cluster.start(id, { snapshotThresholdEntries: 1_000 })));
+    const leader = await cluster.leader();
+    for (let i = 0; i < 10; i++) await leader.propose(put(`k${i}`, `v${i}`));
+    const followerId = ['a', 'b', 'c'].find((id) => id !== leader.status().id)!;
+    await waitFor('the follower to apply everything', () => cluster.node(followerId).status().appliedIndex === leader.status().appliedIndex);
+    const applied = cluster.node(followerId).status().appliedIndex;
+    await cluster.stop(followerId); // its last commit-only hard state was never written: the stored commit lags
+
+    const fatal: Error[] = [];
+    const follower = await cluster.start(followerId, { snapshotThresholdEntries: 5, onFatalError: (error) => fatal.push(error) });
+    await waitFor('a local snapshot at the applied index', () => follower.status().snapshotIndex >= applied || fatal.length > 0);
+    expect(fatal.map((e) => e.message)).toEqual([]);
+    await leader.propose(put('after', 'restart'));
+    await waitFor('the follower to apply the next entry', () => follower.status().appliedIndex > applied);
+  });
+
+  it('hands leadership over on request and on a graceful stop', async () => {
+    cluster = new InProcessCluster();
+    for (const id of ['a', 'b', 'c']) await cluster.addMember(id);
+    await Promise.all(['a', 'b', 'c'].map((id) => cluster.start(id)));
+    const leader = await cluster.leader();
+    await leader.propose(put('x', '1'));
+    const target = ['a', 'b', 'c'].find((id) => id !== leader.status().id)!;
+    await expect(leader.transferLeadership(target)).resolves.toBe(target);
+    await waitFor('the target to lead', () => cluster.node(target).status().role === 'leader');
+
+    const startedAt = Date.now();
+    await cluster.stop(target, true);
+    const next = await cluster.leader();
+    const stallMs = Date.now() - startedAt;
+    expect(next.status().id).not.toBe(target);
+    expect(stallMs).toBeLessThan(2 * ELECTION_TICKS * TICK_MS + 1_000);
+    await next.propose(put('after', 'handover'));
+  });
+
+  it('adds a learner that catches up from a snapshot, then promotes it to voter', async () => {
+    cluster = new InProcessCluster();
+    for (const id of ['a', 'b', 'c']) await cluster.addMember(id);
+    const snapshotOptions = { snapshotThresholdEntries: 30, snapshotTrailingEntries: 2 };
+    await Promise.all(['a', 'b', 'c'].map((id) => cluster.start(id, snapshotOptions)));
+    const leader = await cluster.leader();
+    for (let i = 0; i < 80; i++) await leader.propose(put(`k${i}`, `v${i}`));
+    expect(leader.status().firstIndex).toBeGreaterThan(1);
+
+    const learner = await cluster.addMember('d', 'learner');
+    await cluster.start('d', { ...snapshotOptions, bootstrap: false });
+    await leader.addLearner('d', learner.address);
+    await waitFor('the learner to catch up', () => cluster.node('d').status().appliedIndex >= leader.status().commit, 10_000);
+    expect(Buffer.from((await cluster.kv('d').get('k0'))!).toString()).toBe('v0');
+    await leader.promoteLearner('d');
+    const membership = leader.status().membership.members.map((m) => `${m.id}:${m.role}`);
+    expect(membership).toEqual(['a:voter', 'b:voter', 'c:voter', 'd:voter']);
+  });
+});
+
+describe('a leader cut off from its followers', () => {
+  it('rejects its proposal with "proposal dropped" once another leader\'s entry takes that index', async () => {
+    cluster = new InProcessCluster();
+    for (const id of ['a', 'b', 'c']) await cluster.addMember(id);
+    await Promise.all(['a', 'b', 'c'].map((id) => cluster.start(id)));
+    const oldLeader = await cluster.leader();
+    await oldLeader.propose(put('before', 'cut'));
+    const oldId = oldLeader.status().id;
+
+    cluster.isolated.add(oldId);
+    const lost = oldLeader.propose(put('lost', 'x'), { timeoutMs: 10_000 });
+    const others = cluster.running().filter((n) => n !== oldLeader);
+    const newLeader = await waitFor('a leader among the others', () => others.find((n) => n.status().role === 'leader'));
+    for (let i = 0; i < 5; i++) await newLeader.propose(put(`after-${i}`, 'cut'));
+
+    cluster.isolated.delete(oldId);
+    const error = await lost.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProposalDroppedError);
+    expect((error as Error).message).toMatch(/proposal dropped \(leadership changed\)/);
+    await waitFor('the old leader to apply the new leader\'s entries', () => oldLeader.status().appliedIndex >= newLeader.status().commit);
+    expect(await cluster.kv(oldId).get('lost')).toBeUndefined();
+    expect(Buffer.from((await cluster.kv(oldId).get('after-4'))!).toString()).toBe('cut');
+  });
+});
