@@ -81,6 +81,10 @@ export interface ProcessClusterOptions {
   /** Arguments for node itself, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   nodeArgs?: string[];
   readyTimeoutMs?: number;
+  /** Keep the members' data here (kept across runs, never deleted) instead of a fresh temp folder. */
+  dataRoot?: string;
+  /** Fixed ports, so a kept cluster restarts at the same addresses: raft at basePort+i, client API at basePort+100+i. */
+  basePort?: number;
 }
 
 const STDERR_TAIL_LINES = 80;
@@ -94,17 +98,23 @@ export class ProcessCluster {
   readonly members: ProcessMember[] = [];
   readonly root: string;
   private constructor(private readonly options: ProcessClusterOptions) {
-    this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'raft-cluster-'));
+    if (options.dataRoot !== undefined) {
+      fs.mkdirSync(options.dataRoot, { recursive: true });
+      this.root = path.resolve(options.dataRoot);
+    } else {
+      this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'raft-cluster-'));
+    }
   }
 
   static async create(options: ProcessClusterOptions): Promise<ProcessCluster> {
     const cluster = new ProcessCluster(options);
+    const base = options.basePort;
     for (let i = 1; i <= options.size; i++) {
       const id = `m${i}`;
       cluster.members.push({
         id,
-        raftAddress: `127.0.0.1:${await freePort()}`,
-        clientAddress: `127.0.0.1:${await freePort()}`,
+        raftAddress: `127.0.0.1:${base === undefined ? await freePort() : base + i}`,
+        clientAddress: `127.0.0.1:${base === undefined ? await freePort() : base + 100 + i}`,
         dataDir: path.join(cluster.root, id),
         stderrTail: [],
         logCounts: new Map(),
@@ -267,8 +277,9 @@ export class ProcessCluster {
     await Promise.all(this.running().map((m) => this.signal(m.id, 'SIGKILL').catch(() => null)));
   }
 
+  /** Kills every member and removes the data, unless it was a kept dataRoot. */
   async destroy(): Promise<void> {
     await this.killAll();
-    fs.rmSync(this.root, { recursive: true, force: true });
+    if (this.options.dataRoot === undefined) fs.rmSync(this.root, { recursive: true, force: true });
   }
 }
