@@ -3,10 +3,9 @@
  * built from the .proto with protobufjs so server and clients share one
  * schema. Owns (de)serialization only; must never carry server logic.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
+import { protoPath } from '../../proto/proto-path';
 
 export interface NotLeaderHint { leaderId: string; leaderAddress: string }
 export interface PutRequest { requestId: number; key: string; value: Uint8Array }
@@ -22,19 +21,7 @@ export interface StatusResponse { id: string; role: string; term: number; leader
 export interface TransferLeadershipRequest { to: string; timeoutMs: number }
 export interface TransferLeadershipResponse { newLeaderId: string; notLeader?: NotLeaderHint; error: string }
 
-/** Walks up from this file (raft/node in the sources, dist/raft/node when compiled) to the repository's proto/ folder. */
-function findProtoFile(name: string): string {
-  const maxLevels = 6;
-  let dir = __dirname;
-  for (let level = 0; level < maxLevels; level++) {
-    const candidate = path.join(dir, 'proto', name);
-    if (fs.existsSync(candidate)) return candidate;
-    dir = path.dirname(dir);
-  }
-  throw new Error(`kvtest: cannot find proto/${name} above ${__dirname}`);
-}
-
-const root = protobuf.loadSync(findProtoFile('kvtest.proto'));
+const root = protobuf.loadSync(protoPath('kvtest.proto'));
 const CONVERSION: protobuf.IConversionOptions = { longs: Number, defaults: true, arrays: true };
 
 function method<Req, Res>(name: string, requestType: string, responseType: string, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Req, Res> {

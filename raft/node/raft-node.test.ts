@@ -4,7 +4,6 @@
  * (Separate processes and kill -9 are in cluster.integration.test.ts.)
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
@@ -14,23 +13,13 @@ import { GrpcTransport } from '../transport/grpc-transport';
 import { KvResult, KvStateMachine, encodeKvCommand } from './kv-state-machine';
 import { NodeOverloadedError, ProposalDroppedError } from './pending';
 import { RaftNode, RaftNodeOptions } from './raft-node';
+import { freePort } from './process-cluster';
 
 jest.setTimeout(30_000);
 
 const TICK_MS = 20;
 const ELECTION_TICKS = 10;
 const quietTransportLogger = { info: () => {}, warn: () => {} };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

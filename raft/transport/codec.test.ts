@@ -1,9 +1,10 @@
 import * as path from 'path';
 import * as protobuf from 'protobufjs';
+import { protoPath } from '../../proto/proto-path';
 import { EntryType, Message, MessageType, emptyMessage } from '../core/types';
 import {
   RaftCodecError, decodeBatchFrame, decodeMessage, decodeSnapshotChunk, encodeBatchFrame, encodeMessage,
-  encodeSnapshotChunk, findProtoFile,
+  encodeSnapshotChunk,
 } from './codec';
 
 const bytesOf = (...values: number[]) => new Uint8Array(values);
@@ -29,7 +30,7 @@ function fullMessage(type: MessageType): Message {
 }
 
 /** The raw protobufjs type, to put on the wire what encodeMessage would refuse to. */
-const rawMessageType = protobuf.loadSync(findProtoFile()).lookupType('handlefs.raft.Message');
+const rawMessageType = protobuf.loadSync(protoPath('raft.proto')).lookupType('handlefs.raft.Message');
 const rawEncode = (object: Record<string, unknown>) => rawMessageType.encode(rawMessageType.fromObject(object)).finish();
 
 function expectCodecError(action: () => unknown, pattern: RegExp, kind: 'undecodable' | 'invalid' = 'invalid'): void {
@@ -161,10 +162,8 @@ describe('the Raft message codec', () => {
     expectCodecError(() => encodeSnapshotChunk({ header: fullMessage(MessageType.App), offsetBytes: 0, data: bytesOf(), last: true }), /header must be a Snap message/);
   });
 
-  it('finds proto/raft.proto from the source folder and from the compiled one', () => {
-    const repoProto = path.resolve(__dirname, '..', '..', 'proto', 'raft.proto');
-    expect(findProtoFile(__dirname)).toBe(repoProto);
-    expect(findProtoFile(path.resolve(__dirname, '..', '..', 'dist', 'raft', 'transport'))).toBe(repoProto);
-    expect(() => findProtoFile('/')).toThrow(/cannot find proto\/raft.proto/);
+  it('finds proto/raft.proto, and names the file it cannot find', () => {
+    expect(protoPath('raft.proto')).toBe(path.resolve(__dirname, '..', '..', 'proto', 'raft.proto'));
+    expect(() => protoPath('no-such.proto')).toThrow(/cannot find proto\/no-such.proto/);
   });
 });

@@ -7,9 +7,8 @@
  * else, on bad input. Must never do I/O beyond reading the .proto file once,
  * and never hand out memory shared with a receive buffer (decoded bytes are copied).
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import * as protobuf from 'protobufjs';
+import { protoPath } from '../../proto/proto-path';
 import { Entry, EntryType, Member, MemberRole, Membership, Message, MessageType, Snapshot, SnapshotMetadata } from '../core/types';
 
 export class RaftCodecError extends Error {
@@ -23,22 +22,6 @@ export class RaftCodecError extends Error {
 
 export const NODE_ID_LENGTH_MAX = 64;
 export const MEMBER_ADDRESS_LENGTH_MAX = 256;
-/** Bounds the walk from __dirname to the repository root. */
-const PROTO_SEARCH_DEPTH_MAX = 8;
-
-/** Finds proto/raft.proto by walking up from `startDir`: works from raft/transport (jest) and dist/raft/transport (compiled). */
-export function findProtoFile(startDir: string = __dirname): string {
-  let dir = startDir;
-  for (let depth = 0; depth <= PROTO_SEARCH_DEPTH_MAX; depth++) {
-    const candidate = path.join(dir, 'proto', 'raft.proto');
-    if (fs.existsSync(candidate)) return candidate;
-    const parent = path.dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  throw new Error(`raft codec: cannot find proto/raft.proto in ${startDir} or any of its ${PROTO_SEARCH_DEPTH_MAX} parent folders`);
-}
-
 interface Schema {
   message: protobuf.Type;
   batch: protobuf.Type;
@@ -51,7 +34,7 @@ let loadedSchema: Schema | undefined;
 
 function schema(): Schema {
   if (loadedSchema === undefined) {
-    const root = protobuf.loadSync(findProtoFile());
+    const root = protobuf.loadSync(protoPath('raft.proto'));
     loadedSchema = {
       message: root.lookupType('handlefs.raft.Message'),
       batch: root.lookupType('handlefs.raft.MessageBatch'),

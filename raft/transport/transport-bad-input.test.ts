@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { Message, MessageType, emptyMessage } from '../core/types';
-import { encodeBatchFrame, encodeMessage, encodeSnapshotChunk, findProtoFile } from './codec';
+import { encodeBatchFrame, encodeMessage, encodeSnapshotChunk } from './codec';
 import { GrpcTransport } from './grpc-transport';
 import { TransportConfigError } from './options';
 import { INSTALL_SNAPSHOT_PATH, STREAM_PATH } from './service';
@@ -8,6 +8,7 @@ import {
   TestNode, TestNodeOptions, appendWith, counterValue, dropped, numbered, recordingNode, snapMessage, startNode, waitFor,
 } from './test-support';
 import * as protobuf from 'protobufjs';
+import { protoPath } from '../../proto/proto-path';
 
 const started: TestNode[] = [];
 const clients: grpc.Client[] = [];
@@ -41,7 +42,7 @@ function rawStream(target: TestNode, path: string) {
 }
 
 const frameOf = (...messages: Message[]) => encodeBatchFrame(messages.map(encodeMessage));
-const rawMessageType = protobuf.loadSync(findProtoFile()).lookupType('handlefs.raft.Message');
+const rawMessageType = protobuf.loadSync(protoPath('raft.proto')).lookupType('handlefs.raft.Message');
 
 const SMALL_LIMITS = { maxMessageBytes: 64 * 1024, chunkSizeBytes: 16 * 1024, maxSnapshotBytes: 100 * 1024 };
 
