@@ -37,6 +37,9 @@ export class NodeMetrics {
   readonly registry: Registry;
   readonly proposals: Counter.Internal;
   private readonly proposalsFailed: Counter<string>;
+  private readonly messagesDropped: Counter<string>;
+  /** The core's drop counts already added to messagesDropped, by reason. */
+  private readonly droppedCounted = new Map<string, number>();
   readonly commitLatencySeconds: Histogram.Internal<Label>;
   readonly readIndexLatencySeconds: Histogram.Internal<Label>;
   readonly persistBatchEntries: Histogram.Internal<Label>;
@@ -57,6 +60,7 @@ export class NodeMetrics {
     const m = { member_id: memberId };
     this.proposals = counter(r, 'handlefs_raft_proposals_total', 'Proposals submitted to this member (data and membership changes).', ['member_id']).labels(m);
     this.proposalsFailed = counter(r, 'handlefs_raft_proposals_failed_total', 'Proposals that did not apply, by reason (not_leader, rejected, dropped, timeout, overloaded, stopped).', ['member_id', 'reason']);
+    this.messagesDropped = counter(r, 'handlefs_raft_messages_dropped_total', 'Messages the Raft core refused, by reason (unknown_sender, stale_term, malformed, vote_in_lease, ...).', ['member_id', 'reason']);
     this.commitLatencySeconds = histogram(r, 'handlefs_raft_commit_latency_seconds', 'How long a proposal took from propose() to applied on this member.', LATENCY_BUCKETS_SECONDS).labels(m);
     this.readIndexLatencySeconds = histogram(r, 'handlefs_raft_read_index_latency_seconds', 'How long a linearizable read waited for its read index to be confirmed and applied.', LATENCY_BUCKETS_SECONDS).labels(m);
     this.persistBatchEntries = histogram(r, 'handlefs_raft_persist_batch_entries', 'How many log entries each synchronous storage write carried (group commit).', BATCH_BUCKETS_ENTRIES).labels(m);
@@ -74,5 +78,21 @@ export class NodeMetrics {
 
   proposalFailed(reason: FailureReason): void {
     this.proposalsFailed.inc({ member_id: this.memberId, reason });
+  }
+
+  /**
+   * Brings the drop counter level with the core's running totals; returns the
+   * reasons that grew since the last call and by how much.
+   */
+  syncCoreDrops(totals: Record<string, number>): Record<string, number> {
+    const grown: Record<string, number> = {};
+    for (const [reason, total] of Object.entries(totals)) {
+      const delta = total - (this.droppedCounted.get(reason) ?? 0);
+      if (delta <= 0) continue;
+      this.messagesDropped.inc({ member_id: this.memberId, reason }, delta);
+      this.droppedCounted.set(reason, total);
+      grown[reason] = delta;
+    }
+    return grown;
   }
 }

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
-import { Member, NotLeaderError } from '../core/types';
+import { Member, MessageType, NotLeaderError, emptyMessage } from '../core/types';
 import { LevelRaftStorage } from '../storage/level-storage';
 import { GrpcTransport } from '../transport/grpc-transport';
 import { KvResult, KvStateMachine, encodeKvCommand } from './kv-state-machine';
@@ -114,6 +114,24 @@ afterEach(async () => {
 });
 
 describe('a single-member RaftNode', () => {
+  it('counts and logs a request from a node outside the membership, and keeps serving', async () => {
+    cluster = new InProcessCluster();
+    const solo = await cluster.addMember('solo');
+    const warnings: string[] = [];
+    const node = await cluster.start('solo', { logger: { info: () => {}, warn: (message) => warnings.push(message), error: () => {} } });
+    await cluster.leader();
+    const stranger = new GrpcTransport({ localId: 'stranger', listenAddress: `127.0.0.1:${await freePort()}`, logger: quietTransportLogger });
+    await stranger.start(() => {});
+    stranger.setPeers([solo]);
+    stranger.send([{ ...emptyMessage(MessageType.ReadIndex, 'stranger', 'solo', 99), context: Buffer.from('x') }]);
+    const registry = cluster.members.get('solo')!.registry;
+    await waitFor('the drop to be counted', () => node.status().role === 'leader' && warnings.includes('raft core dropped messages'));
+    const text = await registry.getSingleMetricAsString('handlefs_raft_messages_dropped_total');
+    expect(text).toMatch(/handlefs_raft_messages_dropped_total\{member_id="solo",reason="unknown_sender"\} 1/);
+    await stranger.close();
+    await expect(node.propose(put('still', 'serving'))).resolves.toBeDefined();
+  });
+
   it('elects itself, applies proposals in order and answers each with the state machine result', async () => {
     cluster = new InProcessCluster();
     await cluster.addMember('solo');

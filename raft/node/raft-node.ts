@@ -37,6 +37,8 @@ const MAX_READIES_PER_TURN = 1_000;
 const MAX_PENDING_TRANSFERS = 16;
 /** Apply tasks (each ≤ one Ready's committed entries) queued before the Ready loop waits for the state machine. */
 const MAX_APPLY_BACKLOG_TASKS = 8;
+/** Messages the core refuses are logged as one summary at most this often. */
+const DROP_LOG_INTERVAL_MS = 10_000;
 
 /** Up to a tenth of the threshold. */
 function randomSnapshotJitter(thresholdEntries: number): number {
@@ -95,6 +97,9 @@ export class RaftNode {
   private localSnapshotReadMs = 0;
   /** Added to the threshold so members do not all pause for a snapshot at the same index. */
   private snapshotJitterEntries: number;
+  /** Core drops not yet logged, by reason, and when they were last logged. */
+  private dropsSinceLog: Record<string, number> = {};
+  private dropsLoggedAtMs = -Infinity;
 
   private constructor(
     private readonly core: RaftCore,
@@ -164,9 +169,24 @@ export class RaftNode {
     this.transport.onSnapshotStatus((peer, ok) => this.guard(() => { this.core.reportSnapshot(peer, ok); this.scheduleLoop(); }));
     await this.transport.start((message) => this.onMessage(message));
     this.transport.setPeers(this.membership.members.length > 0 ? this.peersOf(this.membership) : this.peersOf({ members: this.joinPeers }));
-    this.tickTimer = setInterval(() => this.guard(() => { this.core.tick(); this.scheduleLoop(); }), this.tickIntervalMs);
+    this.tickTimer = setInterval(() => this.guard(() => {
+      this.core.tick();
+      this.recordDroppedMessages();
+      this.scheduleLoop();
+    }), this.tickIntervalMs);
     this.logger.info('raft node started', { appliedIndex: this.applier.appliedIndex, members: this.membership.members.map((m) => m.id), electionTimeoutMs: this.electionTimeoutMs });
     this.scheduleLoop();
+  }
+
+  /** Counts what the core refused in the metric, and logs it at most once per DROP_LOG_INTERVAL_MS. */
+  private recordDroppedMessages(): void {
+    const grown = this.metrics.syncCoreDrops(this.core.droppedMessages());
+    for (const [reason, count] of Object.entries(grown)) this.dropsSinceLog[reason] = (this.dropsSinceLog[reason] ?? 0) + count;
+    const now = performance.now();
+    if (Object.keys(this.dropsSinceLog).length === 0 || now - this.dropsLoggedAtMs < DROP_LOG_INTERVAL_MS) return;
+    this.logger.warn('raft core dropped messages', { byReason: this.dropsSinceLog });
+    this.dropsSinceLog = {};
+    this.dropsLoggedAtMs = now;
   }
 
   // ---- public API -------------------------------------------------------
