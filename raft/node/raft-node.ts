@@ -405,9 +405,13 @@ export class RaftNode {
       this.localSnapshotInProgress = false;
     }
 
-    // Committed entries already durable here (always so on a leader) apply while this Ready is written.
+    // Committed entries already durable here (always so on a leader) apply while this Ready is written. Not when
+    // this Ready rewrites any of their indexes: the stored entry there is a stale one from an old leader, and a crash
+    // before the write would leave the state machine ahead of a log that disagrees with it.
     const committed = ready.committedEntries;
-    const applyNow = !ready.snapshot && committed.length > 0 && committed[committed.length - 1].index <= this.persistedLastIndex;
+    const lastCommittedIndex = committed.length > 0 ? committed[committed.length - 1].index : 0;
+    const rewritesCommitted = ready.entries.length > 0 && ready.entries[0].index <= lastCommittedIndex;
+    const applyNow = !ready.snapshot && committed.length > 0 && lastCommittedIndex <= this.persistedLastIndex && !rewritesCommitted;
     if (applyNow) this.applier.enqueueEntries(committed);
 
     const hardState = ready.hardState;
