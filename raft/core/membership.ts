@@ -3,7 +3,7 @@
  * change is allowed, and computing the membership that results. Single-server
  * changes only (Raft thesis §4.1): one voter added or removed at a time.
  */
-import { Member, Membership, MembershipChange, MembershipChangeType, NodeId } from './types';
+import { Entry, EntryType, Member, Membership, MembershipChange, MembershipChangeType, NodeId } from './types';
 
 const MAX_ADDRESS_LENGTH = 255;
 
@@ -81,4 +81,18 @@ export function applyMembershipChange(membership: Membership, change: Membership
   }
   members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return { members };
+}
+
+/**
+ * The first log entries of a new cluster: one committed change per founding
+ * member at term 1, identical on every founder, so a member added later
+ * learns the whole membership by replaying the log from index 1.
+ */
+export function bootstrapEntries(membership: Membership): Entry[] {
+  return membership.members.map((member, i) => ({
+    term: 1,
+    index: i + 1,
+    type: EntryType.MembershipChange,
+    data: encodeMembershipChange({ type: member.role === 'voter' ? MembershipChangeType.AddVoter : MembershipChangeType.AddLearner, id: member.id, address: member.address }),
+  }));
 }

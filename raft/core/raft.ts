@@ -7,11 +7,17 @@
  * The structure follows etcd-io/raft's raft.go: `step` handles terms and
  * votes for every role, then dispatches to stepLeader / stepCandidate /
  * stepFollower; `tick` drives elections or heartbeats by role.
+ *
+ * Why one file of this size: every handler reads and writes the same private
+ * state (term, vote, role, log, progress), and the protocol is easiest to
+ * check when it reads top to bottom in one place. What does not need that
+ * state lives beside it: log.ts, progress.ts, quorum.ts, membership.ts,
+ * read-only.ts, validate.ts.
  */
 import { RaftConfig, validateRaftConfig } from './config';
 import { FollowerProgress, InitialState, ProposalTicket, RaftStatus } from './api';
 import { RaftLog } from './log';
-import { applyMembershipChange, decodeMembershipChange, encodeMembershipChange, findMember, isVoter, membershipChangeProblem, voters } from './membership';
+import { applyMembershipChange, bootstrapEntries, decodeMembershipChange, encodeMembershipChange, findMember, isVoter, membershipChangeProblem, voters } from './membership';
 import { Progress } from './progress';
 import { committedIndexOf, majority, voteOutcome } from './quorum';
 import { ReadOnlyQueue } from './read-only';
@@ -112,13 +118,10 @@ export class RaftCore {
    * They ride the first Ready; a crash before it persists just bootstraps again.
    */
   private appendBootstrapEntries(): void {
-    let index = 0;
-    for (const member of this.membership.members) {
-      const type = member.role === 'voter' ? MembershipChangeType.AddVoter : MembershipChangeType.AddLearner;
-      this.log.append([{ term: 1, index: ++index, type: EntryType.MembershipChange, data: encodeMembershipChange({ type, id: member.id, address: member.address }) }]);
-    }
+    const entries = bootstrapEntries(this.membership);
+    this.log.append(entries);
     this.term = 1;
-    this.log.commitTo(index);
+    this.log.commitTo(entries.length);
     this.membershipChanged = true;
   }
 
