@@ -176,7 +176,7 @@ describe('GrpcTransport between members on 127.0.0.1', () => {
     expect(await dropped(a, 'closed')).toBe(1);
   });
 
-  it('notices a silently cut link through keepalive within about two seconds, and recovers once it heals', async () => {
+  it('notices a silently cut link through keepalive within about one and a half seconds, and recovers once it heals', async () => {
     const b = await node('b');
     const link = new CuttableLink(b.transport.boundPort);
     await link.open();

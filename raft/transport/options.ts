@@ -80,7 +80,8 @@ export const TRANSPORT_LIMIT_DEFAULTS: TransportLimits = {
   reconnectBackoffMaxMs: 500,
   connectTimeoutMs: 2_000,
   keepaliveTimeMs: 1_000,
-  keepaliveTimeoutMs: 1_000,
+  // A ping unanswered for half a second on loopback or a LAN means the link is gone: a cut is noticed within ~1.5 s.
+  keepaliveTimeoutMs: 500,
   closeGraceMs: 100,
   logIntervalMs: 1_000,
 };
