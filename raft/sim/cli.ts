@@ -63,7 +63,9 @@ export function replayCommand(seed: number, nodes: number, steps: number): strin
 /** The failure report: violation, seed, config, replay command, and the trace of a traced re-run. */
 export function describeFailure(result: SimResult, steps: number): string {
   const { seed, nodeCount } = result.config;
-  const traced = runSimulation({ seed, nodeCount, steps, trace: true });
+  // HANDLEFS_SIM_TRACE_LINES keeps more of the trace when 200 events do not reach back to the cause.
+  const traceLines = Number(process.env.HANDLEFS_SIM_TRACE_LINES ?? 200);
+  const traced = runSimulation({ seed, nodeCount, steps, trace: true, traceLines: Number.isInteger(traceLines) && traceLines > 0 ? traceLines : 200 });
   const lines = [
     `FAILED seed=${seed} nodes=${nodeCount} steps=${steps} at step ${result.stoppedAtStep}`,
     `  ${result.violation?.message}`,

@@ -25,7 +25,9 @@ const CORRUPTIONS: Corruption[] = [
   (m, r) => {
     if (m.entries.length === 0) return setField(m, 'entries', [{ term: 1, index: 'one', type: 0, data: new Uint8Array(0) }]);
     const e = r.pick(m.entries);
-    setField(e, r.pick(['term', 'index', 'type', 'data']), r.pick([...BAD_NUMBERS, 'bytes', 99]));
+    // Only values no valid entry can hold: 99 is a fine term or index (a forged, well-formed lie), but no entry type.
+    const field = r.pick(['term', 'index', 'type', 'data']);
+    setField(e, field, r.pick(field === 'type' ? [...BAD_NUMBERS, 'bytes', 99] : [...BAD_NUMBERS, 'bytes']));
   },
   (m) => {
     // An App whose entries skip an index.
