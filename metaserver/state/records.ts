@@ -1,0 +1,150 @@
+/**
+ * The LevelDB layout of the metadata state machine: binary keys (a prefix
+ * byte, then big-endian u64 handles, then name bytes, so a directory's
+ * entries are one ordered range) and the records stored under them. Owns
+ * every key and value format; must never decide anything about files.
+ *
+ *   00 01                        applied index (u64)
+ *   00 02                        counters {nextHandle, inodesInUse, sessionsOpen}
+ *   10 <handle u64>              inode record
+ *   20 <parent u64> <name utf8>  directory entry → child handle (u64) + type code (u8)
+ *   30 <handle u64> <name utf8>  extended attribute value (raw bytes)
+ *   40 <session u64>             session record
+ */
+import { FileType } from '../rules/modes';
+
+export const ROOT_HANDLE = 1;
+const PREFIX_META = 0x00;
+const PREFIX_INODE = 0x10;
+const PREFIX_DIRENT = 0x20;
+const PREFIX_XATTR = 0x30;
+const PREFIX_SESSION = 0x40;
+
+export const APPLIED_KEY = Buffer.from([PREFIX_META, 0x01]);
+export const COUNTERS_KEY = Buffer.from([PREFIX_META, 0x02]);
+
+export interface Inode {
+  handle: number;
+  /** The log index that created the inode: a handle never names two inodes, and a client can check it never did. */
+  generation: number;
+  type: FileType;
+  /** Permission bits only (07777); the type lives in `type`. */
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  sizeBytes: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  rdev: number;
+  /** Symlinks only. */
+  target?: string;
+  /** Directories only: the one parent (root names itself) and how many entries it holds. */
+  parent?: number;
+  entries?: number;
+  /** Extended attribute names, sorted; their values live under their own keys. */
+  xattrs: string[];
+}
+
+/** What getattr and every creating command return (no internal bookkeeping). */
+export type Attrs = Omit<Inode, 'parent' | 'entries' | 'xattrs' | 'target'>;
+
+export function attrsOf(inode: Inode): Attrs {
+  return {
+    handle: inode.handle,
+    generation: inode.generation,
+    type: inode.type,
+    mode: inode.mode,
+    uid: inode.uid,
+    gid: inode.gid,
+    nlink: inode.nlink,
+    sizeBytes: inode.sizeBytes,
+    atimeMs: inode.atimeMs,
+    mtimeMs: inode.mtimeMs,
+    ctimeMs: inode.ctimeMs,
+    rdev: inode.rdev,
+  };
+}
+
+export interface Counters {
+  /** The next handle to hand out; handles are never reused. */
+  nextHandle: number;
+  inodesInUse: number;
+  sessionsOpen: number;
+}
+
+export interface Session {
+  id: number;
+  clientName: string;
+  ttlMs: number;
+  createdAtMs: number;
+  lastSequence: number;
+  /** The stored answer to lastSequence, returned again when it is retried. */
+  lastResult: unknown;
+}
+
+export function u64(value: number): Buffer {
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`metastate: ${String(value)} is not a u64 this machine can store`);
+  const out = Buffer.allocUnsafe(8);
+  out.writeBigUInt64BE(BigInt(value));
+  return out;
+}
+
+export function readU64(bytes: Uint8Array, offset = 0): number {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buffer.length < offset + 8) throw new Error(`metastate: u64 record truncated (${buffer.length} bytes)`);
+  const value = buffer.readBigUInt64BE(offset);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`metastate: stored u64 ${value} is out of range`);
+  return Number(value);
+}
+
+function keyWith(prefix: number, id: number, name?: string): Buffer {
+  const head = Buffer.allocUnsafe(9);
+  head[0] = prefix;
+  head.writeBigUInt64BE(BigInt(id), 1);
+  return name === undefined ? head : Buffer.concat([head, Buffer.from(name, 'utf8')]);
+}
+
+export const inodeKey = (handle: number): Buffer => keyWith(PREFIX_INODE, handle);
+export const direntKey = (parent: number, name: string): Buffer => keyWith(PREFIX_DIRENT, parent, name);
+export const xattrKey = (handle: number, name: string): Buffer => keyWith(PREFIX_XATTR, handle, name);
+export const sessionKey = (id: number): Buffer => keyWith(PREFIX_SESSION, id);
+/** Every entry of `parent` sorts between these two keys (exclusive upper bound). */
+export const direntRange = (parent: number): { gte: Buffer; lt: Buffer } => ({ gte: keyWith(PREFIX_DIRENT, parent), lt: keyWith(PREFIX_DIRENT, parent + 1) });
+export const sessionRange = { gte: Buffer.from([PREFIX_SESSION]), lt: Buffer.from([PREFIX_SESSION + 1]) };
+
+const TYPE_CODES: readonly FileType[] = ['reg', 'dir', 'lnk', 'fifo', 'sock', 'chr', 'blk'];
+
+/** A directory entry's value carries the child's type, so readdir never reads the child's inode. */
+export function encodeDirent(handle: number, type: FileType): Buffer {
+  const out = Buffer.allocUnsafe(9);
+  out.writeBigUInt64BE(BigInt(handle));
+  out[8] = TYPE_CODES.indexOf(type);
+  if (out[8] === 255) throw new Error(`metastate: unknown file type ${type}`);
+  return out;
+}
+
+export function decodeDirent(bytes: Uint8Array): { handle: number; type: FileType } {
+  const type = TYPE_CODES[bytes[8]];
+  if (bytes.byteLength !== 9 || type === undefined) throw new Error(`metastate: directory entry record of ${bytes.byteLength} bytes (type code ${bytes[8]}) is corrupt`);
+  return { handle: readU64(bytes), type };
+}
+
+/** The name part of a directory entry key. */
+export function direntName(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8', 9);
+}
+
+// Records are JSON for now: small, and the layout is versioned by the snapshot magic.
+export function encodeRecord(record: object): Buffer {
+  return Buffer.from(JSON.stringify(record), 'utf8');
+}
+
+export function decodeRecord<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T;
+  } catch {
+    throw new Error(`metastate: stored ${what} record is not valid JSON; the state folder is corrupt`);
+  }
+}
