@@ -5,9 +5,9 @@
 import { EntryType } from '../../raft/core/types';
 import { Errno } from '../rules/errno';
 import { MutationBody } from './commands';
-import { MetaStateMachine } from './meta-state-machine';
+import { SnapshotTooLargeError, decodeSnapshot, encodeSnapshot } from '../../raft/node/level-keyspace';
+import { META_KEYSPACE, MetaStateMachine } from './meta-state-machine';
 import { DirEntry } from './queries';
-import { SnapshotTooLargeError, decodeSnapshot, encodeSnapshot } from './snapshot-codec';
 import { ROOT_HANDLE } from './records';
 import { ALICE, Harness, ROOT, TestSession } from './testing';
 
@@ -141,18 +141,18 @@ describe('the snapshot format', () => {
   it('refuses to build or read a snapshot beyond its size limit, with an error naming the limit', async () => {
     await buildSmallTree();
     const { data } = await h.machine.snapshot();
-    const records = decodeSnapshot(data);
+    const records = decodeSnapshot(META_KEYSPACE, data);
     const batches: Array<Array<[Buffer, Uint8Array]>> = [records.map((r) => [r.key, r.value])];
-    expect(encodeSnapshot(batches)).toEqual(Buffer.from(data));
-    expect(() => encodeSnapshot(batches, 100)).toThrow(SnapshotTooLargeError);
-    expect(() => decodeSnapshot(data, 100)).toThrow(/more than 100 bytes/);
+    expect(encodeSnapshot(META_KEYSPACE, batches)).toEqual(Buffer.from(data));
+    expect(() => encodeSnapshot(META_KEYSPACE, batches, 100)).toThrow(SnapshotTooLargeError);
+    expect(() => decodeSnapshot(META_KEYSPACE, data, 100)).toThrow(/more than 100 bytes/);
   });
 
   it('refuses a truncated snapshot or one holding the applied index or an unknown key', () => {
     const frame = (key: Buffer) => Buffer.concat([Buffer.from('HMS1'), Buffer.from([0, 0, 0, key.length, 0, 0, 0, 1]), key, Buffer.from([7])]);
-    expect(() => decodeSnapshot(frame(Buffer.from([0x00, 0x01])))).toThrow(/unexpected key/);
-    expect(() => decodeSnapshot(frame(Buffer.from([0x99, 0x01])))).toThrow(/unexpected key/);
-    expect(() => decodeSnapshot(frame(Buffer.from([0x10, 0x01])).subarray(0, 12))).toThrow(/truncated/);
+    expect(() => decodeSnapshot(META_KEYSPACE, frame(Buffer.from([0x00, 0x01])))).toThrow(/unexpected key/);
+    expect(() => decodeSnapshot(META_KEYSPACE, frame(Buffer.from([0x99, 0x01])))).toThrow(/unexpected key/);
+    expect(() => decodeSnapshot(META_KEYSPACE, frame(Buffer.from([0x10, 0x01])).subarray(0, 12))).toThrow(/truncated/);
   });
 });
 

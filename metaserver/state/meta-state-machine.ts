@@ -1,10 +1,11 @@
 /**
  * The metadata StateMachine that raft/ replicates, on its own classic-level
  * folder. Owns the apply loop (decode, session check, exactly-once dedup, run
- * the command, one synced batch with the applied index), the root directory,
- * sessions, snapshot and restore. Must never read a clock or throw on a bad
- * command (every member must answer the same entry the same way: a bad
- * command is an errno result); it throws only on a broken invariant or a
+ * the command), the root directory and sessions; the applied index (written
+ * in one synced batch with each apply), the one-apply-at-a-time guard,
+ * snapshot and restore are raft/node/level-keyspace.ts's. Must never read a
+ * clock or throw on a bad command (every member must answer the same entry
+ * the same way: a bad command is an errno result); it throws only on a broken invariant or a
  * storage failure, which the Raft node treats as fatal.
  *
  * Exactly-once (Raft thesis §6.3): a mutation's sequence must exceed the
@@ -14,9 +15,9 @@
  * ordinary results, marked with `session` so the client can tell them from a
  * file-system errno.
  */
-import { ClassicLevel } from 'classic-level';
 import { Entry, EntryType, Snapshot } from '../../raft/core/types';
 import { StateMachine } from '../../raft/node/interfaces';
+import { KeyspaceLayout, LevelKeyspace } from '../../raft/node/level-keyspace';
 import { Errno, Failure, Ok, Result, fail, ok } from '../rules/errno';
 import { checkCaller } from '../rules/permissions';
 import { setattr, setxattr, removexattr } from './attr-ops';
@@ -24,11 +25,10 @@ import { Command, MutationCommand, decodeCommand } from './commands';
 import { createEntry, link, rename, rmdir, unlink } from './namespace-ops';
 import { Overlay, Scope } from './overlay';
 import { MetaQueries } from './queries';
-import { APPLIED_KEY, Inode, ROOT_HANDLE, Session, decodeRecord, encodeRecord, readU64, sessionKey, u64 } from './records';
-import { MAX_SNAPSHOT_BYTES, SnapshotTooLargeError, decodeSnapshot, encodeSnapshot } from './snapshot-codec';
+import { APPLIED_KEY, Inode, ROOT_HANDLE, Session, decodeRecord, encodeRecord, isStateKey, sessionKey } from './records';
 
-/** Keys read per native call while snapshotting or clearing. */
-const ITERATOR_BATCH_KEYS = 10_000;
+/** The keyspace as level-keyspace.ts sees it; snapshots open with "HMS1". */
+export const META_KEYSPACE: KeyspaceLayout = { label: 'metastate', appliedKey: APPLIED_KEY, snapshotMagic: Buffer.from('HMS1'), isStateKey };
 
 /**
  * A session that is unknown, closed or expired. ENOTCONN is what a FUSE mount
@@ -55,54 +55,36 @@ function sessionFailure(session: SessionFailure['session'], message: string): Se
 }
 
 export class MetaStateMachine implements StateMachine {
-  private applied = 0;
-  private applying = false;
   /** Set once the root directory is known to exist (created by the first apply). */
   private rootExists = false;
   readonly query: MetaQueries;
 
-  private constructor(private readonly db: ClassicLevel<Buffer, Uint8Array>, readonly dataDir: string) {
-    this.query = new MetaQueries(db);
+  private constructor(private readonly keyspace: LevelKeyspace, readonly dataDir: string) {
+    this.query = new MetaQueries(keyspace.db);
   }
 
   static async open(dataDir: string): Promise<MetaStateMachine> {
-    const db = new ClassicLevel<Buffer, Uint8Array>(dataDir, { keyEncoding: 'buffer', valueEncoding: 'view' });
-    await db.open();
-    const machine = new MetaStateMachine(db, dataDir);
-    const stored = await db.get(APPLIED_KEY);
-    machine.applied = stored ? readU64(stored) : 0;
-    return machine;
+    return new MetaStateMachine(await LevelKeyspace.open(dataDir, META_KEYSPACE), dataDir);
   }
 
   async appliedIndex(): Promise<number> {
-    return this.applied;
+    return this.keyspace.appliedIndex;
   }
 
   async apply(entries: Entry[]): Promise<unknown[]> {
-    if (this.applying) throw new Error('metastate: apply called while another apply is in flight');
-    if (entries.length === 0) return [];
-    for (let i = 0; i < entries.length; i++) {
-      if (entries[i].index !== this.applied + 1 + i) throw new Error(`metastate: apply of index ${entries[i].index} but the applied index is ${this.applied} (entry ${i} of the batch)`);
-    }
-    this.applying = true;
-    try {
-      const overlay = new Overlay(this.db);
-      const createdRoot = await this.ensureRoot(overlay);
+    let createdRoot = false;
+    const results = await this.keyspace.applyEntries(entries, async (batch) => {
+      const overlay = new Overlay(this.keyspace.db);
+      createdRoot = await this.ensureRoot(overlay);
       const results: unknown[] = [];
       for (const entry of entries) {
         results.push(entry.type === EntryType.Normal ? await this.applyOne(overlay, entry) : undefined);
       }
-      const last = entries[entries.length - 1].index;
-      const batch = this.db.batch();
       overlay.writeTo(batch);
-      batch.put(APPLIED_KEY, u64(last));
-      await batch.write({ sync: true });
-      this.applied = last;
-      if (createdRoot) this.rootExists = true;
       return results;
-    } finally {
-      this.applying = false;
-    }
+    });
+    if (createdRoot) this.rootExists = true;
+    return results;
   }
 
   /** The root directory, handle 1, owned by root with mode 0755 and times 0, written with the first batch ever applied. */
@@ -137,7 +119,7 @@ export class MetaStateMachine implements StateMachine {
     if (command.sequence < session.lastSequence) {
       return sessionFailure('STALE_SEQUENCE', `sequence ${command.sequence} is below session ${session.id}'s last applied sequence ${session.lastSequence}`);
     }
-    const scope = new Scope(new Overlay(this.db, overlay));
+    const scope = new Scope(new Overlay(this.keyspace.db, overlay));
     const result = await this.mutation(scope, command, entry.index);
     if (result.ok) {
       scope.flush();
@@ -198,56 +180,18 @@ export class MetaStateMachine implements StateMachine {
     return ok({ expired: true });
   }
 
-  /** The whole keyspace as of the applied index (the iterator reads one LevelDB snapshot). */
+  /** The whole keyspace as of the applied index. */
   async snapshot(): Promise<{ index: number; data: Uint8Array }> {
-    const iterator = this.db.iterator();
-    const batches: Array<Array<[Buffer, Uint8Array]>> = [];
-    let index = 0;
-    let sizeBytes = 0;
-    try {
-      for (;;) {
-        const batch = await iterator.nextv(ITERATOR_BATCH_KEYS);
-        if (batch.length === 0) break;
-        for (const [key, value] of batch) {
-          if (key.equals(APPLIED_KEY)) index = readU64(value);
-          sizeBytes += 8 + key.length + value.byteLength;
-        }
-        // Refuse before reading the rest of a state that cannot fit anyway.
-        if (sizeBytes > MAX_SNAPSHOT_BYTES) throw new SnapshotTooLargeError(sizeBytes, MAX_SNAPSHOT_BYTES);
-        batches.push(batch);
-      }
-    } finally {
-      await iterator.close();
-    }
-    return { index, data: encodeSnapshot(batches) };
+    return this.keyspace.snapshot();
   }
 
   /** Replaces everything with the snapshot's keys and sets the applied index, in one synchronous batch. */
   async restore(snapshot: Snapshot): Promise<void> {
-    if (this.applying) throw new Error('metastate: restore called while an apply is in flight');
-    const incoming = decodeSnapshot(snapshot.data);
-    const batch = this.db.batch();
-    const iterator = this.db.keys();
-    try {
-      for (;;) {
-        const keys = await iterator.nextv(ITERATOR_BATCH_KEYS);
-        if (keys.length === 0) break;
-        for (const key of keys) batch.del(key);
-      }
-    } catch (error) {
-      await batch.close();
-      throw error;
-    } finally {
-      await iterator.close();
-    }
-    for (const { key, value } of incoming) batch.put(key, value);
-    batch.put(APPLIED_KEY, u64(snapshot.metadata.index));
-    await batch.write({ sync: true });
-    this.applied = snapshot.metadata.index;
+    await this.keyspace.restore(snapshot);
     this.rootExists = false;
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await this.keyspace.close();
   }
 }

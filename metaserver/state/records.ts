@@ -84,11 +84,10 @@ export interface Session {
   lastResult: unknown;
 }
 
-export function u64(value: number): Buffer {
-  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`metastate: ${String(value)} is not a u64 this machine can store`);
-  const out = Buffer.allocUnsafe(8);
-  out.writeBigUInt64BE(BigInt(value));
-  return out;
+/** Whether a key belongs to the replicated state, so a snapshot may carry it (the applied index travels as snapshot metadata). */
+export function isStateKey(key: Buffer): boolean {
+  if (key.length === 0 || key.equals(APPLIED_KEY)) return false;
+  return key[0] === PREFIX_META || key[0] === PREFIX_INODE || key[0] === PREFIX_DIRENT || key[0] === PREFIX_XATTR || key[0] === PREFIX_SESSION;
 }
 
 export function readU64(bytes: Uint8Array, offset = 0): number {

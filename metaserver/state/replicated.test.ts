@@ -34,6 +34,8 @@ describe('a three-member cluster', () => {
     const appliedOnLeader = leader.status().appliedIndex;
 
     for (const [id, { node, machine }] of cluster.nodes) {
+      // A follower forwards ReadIndex to the leader, so it must have heard from one first.
+      await waitFor(`${id} to know the leader`, () => node.status().leaderId !== '');
       await node.readIndex();
       await waitFor(`${id} to apply index ${appliedOnLeader}`, async () => (await machine.appliedIndex()) >= appliedOnLeader);
       const looked = await machine.query.lookup(ROOT, dir, 'notes.txt');
