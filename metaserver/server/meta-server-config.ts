@@ -1,0 +1,88 @@
+/**
+ * Command-line configuration of the metadata server (server-main.ts). The
+ * Raft flags (--id, --listen, --data, --peers, --client-listen, --tick-ms, ...)
+ * are parsed and checked by raft/node/server-config.ts's parseServerArgs;
+ * this file takes out the metaserver's own flags first (--clients and the
+ * session TTLs) and checks them. Must never open sockets or databases.
+ */
+import { MAX_SESSION_TTL_MS } from '../state/commands';
+import { ServerConfig, ServerConfigError, parseServerArgs } from '../../raft/node/server-config';
+import { parseHostPort } from '../../raft/transport/options';
+
+export const META_USAGE = `usage: node dist/metaserver/server/server-main.js --id ID --listen HOST:PORT --client-listen HOST:PORT --data DIR
+  --peers ID=RAFT_HOST:PORT,... [--clients ID=CLIENT_HOST:PORT,...] [--session-ttl-ms 10000] [--max-session-ttl-ms 60000]
+  [--metrics-listen HOST:PORT] [--tick-ms 50] [--election-ticks 10] [--heartbeat-ticks 1] [--snapshot-entries 10000]
+  [--snapshot-trailing-entries 1000] [--join] [--verbose]
+  --data DIR holds DIR/raft (the Raft log) and DIR/state (the metadata state).
+  --clients names every member's client API address, so a follower can send clients to the leader in one hop.`;
+
+export interface MetaServerConfig {
+  raft: ServerConfig;
+  clientListenAddress: string;
+  /** Member id → client API address (this member's own --client-listen included). */
+  clientAddresses: Map<string, string>;
+  defaultSessionTtlMs: number;
+  maxSessionTtlMs: number;
+}
+
+const META_FLAGS = new Set(['--clients', '--session-ttl-ms', '--max-session-ttl-ms']);
+
+function fail(problem: string): never {
+  throw new ServerConfigError(problem);
+}
+
+function ttlFlag(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 100 || parsed > MAX_SESSION_TTL_MS) fail(`${flag} must be an integer in 100..${MAX_SESSION_TTL_MS}, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+function parseClients(value: string, memberIds: ReadonlySet<string>): Map<string, string> {
+  const clients = new Map<string, string>();
+  for (const item of value.split(',')) {
+    const separator = item.indexOf('=');
+    if (separator <= 0) fail(`--clients: ${JSON.stringify(item)} is not ID=HOST:PORT`);
+    const id = item.slice(0, separator).trim();
+    const address = item.slice(separator + 1).trim();
+    if (!memberIds.has(id)) fail(`--clients: ${JSON.stringify(id)} is not one of the --peers (${[...memberIds].join(', ')})`);
+    if (clients.has(id)) fail(`--clients: member ${id} given twice`);
+    try {
+      parseHostPort(address, false);
+    } catch (error) {
+      fail(`--clients (member ${id}): ${(error as Error).message}`);
+    }
+    clients.set(id, address);
+  }
+  return clients;
+}
+
+export function parseMetaServerArgs(argv: readonly string[]): MetaServerConfig {
+  const own = new Map<string, string>();
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const equals = arg.indexOf('=');
+    const flag = arg.startsWith('--') && equals > 0 ? arg.slice(0, equals) : arg;
+    if (!META_FLAGS.has(flag)) { rest.push(arg); continue; }
+    const value = flag !== arg ? arg.slice(equals + 1) : argv[++i];
+    if (value === undefined || value.startsWith('--')) fail(`${flag} needs a value\n${META_USAGE}`);
+    if (own.has(flag)) fail(`${flag} given twice`);
+    own.set(flag, value);
+  }
+  let raft: ServerConfig;
+  try {
+    raft = parseServerArgs(rest);
+  } catch (error) {
+    // The Raft parser's usage text names the kvtest server: show ours instead.
+    if (error instanceof ServerConfigError) fail(`${error.message.replace(/^bad configuration: /, '').split('\nusage:')[0]}\n${META_USAGE}`);
+    throw error;
+  }
+  if (!raft.clientListenAddress) fail(`--client-listen is required\n${META_USAGE}`);
+  const clientAddresses = own.has('--clients') ? parseClients(own.get('--clients')!, new Set(raft.members.map((m) => m.id))) : new Map<string, string>();
+  if (!clientAddresses.has(raft.id)) clientAddresses.set(raft.id, raft.clientListenAddress);
+  const defaultSessionTtlMs = ttlFlag('--session-ttl-ms', own.get('--session-ttl-ms'), 10_000);
+  const maxSessionTtlMs = ttlFlag('--max-session-ttl-ms', own.get('--max-session-ttl-ms'), Math.max(60_000, defaultSessionTtlMs));
+  if (defaultSessionTtlMs > maxSessionTtlMs) fail(`--session-ttl-ms (${defaultSessionTtlMs}) exceeds --max-session-ttl-ms (${maxSessionTtlMs})`);
+  return { raft, clientListenAddress: raft.clientListenAddress, clientAddresses, defaultSessionTtlMs, maxSessionTtlMs };
+}

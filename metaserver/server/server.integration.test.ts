@@ -1,0 +1,273 @@
+/**
+ * Three real metadata server processes (dist/metaserver/server/server-main.js)
+ * on 127.0.0.1: sessions, mutations and reads through gRPC, NOT_LEADER
+ * redirects, follower reads, malformed requests, and an exactly-once retry
+ * across a leader kill. Run `npx tsc -p .` first.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import * as grpc from '@grpc/grpc-js';
+import { freePort } from '../../raft/node/process-cluster';
+import { Errno } from '../rules/errno';
+import * as p from './meta-proto';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const MAIN = path.join(REPO, 'dist', 'metaserver', 'server', 'server-main.js');
+const CALL_DEADLINE_MS = 3_000;
+const ROOT = 1;
+const CALLER: p.Caller = { uid: 0, gid: 0, groups: [] };
+
+type Client = InstanceType<typeof p.MetaGrpcClient>;
+interface Member { id: string; raftAddress: string; clientAddress: string; dataDir: string; child?: ChildProcess; client?: Client }
+type Outcome<Res> = { reply: Res; error?: undefined } | { reply?: undefined; error: grpc.ServiceError };
+
+/** Child processes run dist/: refuse stale output of the folders server-main is built from. */
+function assertDistFresh(): void {
+  const stale: string[] = [];
+  for (const folder of ['metaserver/server', 'metaserver/state', 'metaserver/rules', 'raft/node', 'raft/core']) {
+    for (const name of fs.readdirSync(path.join(REPO, folder))) {
+      if (!name.endsWith('.ts') || name.endsWith('.test.ts')) continue;
+      const compiled = path.join(REPO, 'dist', folder, name.replace(/\.ts$/, '.js'));
+      if (!fs.existsSync(compiled) || fs.statSync(compiled).mtimeMs < fs.statSync(path.join(REPO, folder, name)).mtimeMs) stale.push(`${folder}/${name}`);
+    }
+  }
+  if (stale.length > 0) throw new Error(`dist/ is older than ${stale.slice(0, 3).join(', ')}: run \`npx tsc -p .\` first`);
+}
+
+function call<Req, Res>(client: Client, method: p.MetaMethod, request: Req): Promise<Outcome<Res>> {
+  const fn = (client as unknown as Record<string, (r: Req, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method];
+  return new Promise((resolve) => {
+    fn.call(client, request, { deadline: Date.now() + CALL_DEADLINE_MS }, (error, reply) => resolve(error ? { error } : { reply: reply as Res }));
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('a 3-member metadata server cluster of real processes', () => {
+  let tmp: string;
+  const members: Member[] = [];
+  let sessionId = 0;
+  let sequence = 0;
+  const header = (seq = ++sequence): p.Header => ({ sessionId, sequence: seq, caller: CALLER });
+
+  function start(member: Member): Promise<void> {
+    const peers = members.map((m) => `${m.id}=${m.raftAddress}`).join(',');
+    const clients = members.map((m) => `${m.id}=${m.clientAddress}`).join(',');
+    const child = spawn(process.execPath, [MAIN, '--id', member.id, '--listen', member.raftAddress, '--client-listen', member.clientAddress,
+      '--data', member.dataDir, '--peers', peers, '--clients', clients, '--tick-ms', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    member.child = child;
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4_000); });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${member.id} not ready in 10 s: ${stderr}`)), 10_000);
+      readline.createInterface({ input: child.stdout! }).once('line', () => { clearTimeout(timer); resolve(); });
+      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${member.id} exited with ${code}: ${stderr}`)); });
+    });
+  }
+
+  /** Calls the leader, following FAILED_PRECONDITION hints and waiting out elections; at most 60 attempts. */
+  async function onLeader<Req, Res>(method: p.MetaMethod, request: Req, startAt = members.find((m) => m.child)!): Promise<Outcome<Res>> {
+    let target = startAt;
+    let last: Outcome<Res> | undefined;
+    for (let attempt = 0; attempt < 60; attempt++) {
+      last = await call<Req, Res>(target.client!, method, request);
+      if (!last.error) return last;
+      if (last.error.code === grpc.status.FAILED_PRECONDITION) {
+        const address = String(last.error.metadata.get(p.LEADER_ADDRESS_METADATA)[0] ?? '');
+        const next = members.find((m) => m.clientAddress === address && m.child);
+        if (next) { target = next; continue; }
+      }
+      if (last.error.code !== grpc.status.UNAVAILABLE && last.error.code !== grpc.status.FAILED_PRECONDITION && last.error.code !== grpc.status.DEADLINE_EXCEEDED) return last;
+      await sleep(100);
+      const alive = members.filter((m) => m.child);
+      target = alive[(alive.indexOf(target) + 1) % alive.length];
+    }
+    return last!;
+  }
+
+  async function leader(): Promise<Member> {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      for (const member of members.filter((m) => m.child)) {
+        const outcome = await call<p.KeepAliveRequest, p.KeepAliveReply>(member.client!, 'KeepAlive', { sessionId: sessionId || 1 });
+        if (outcome.reply) return member;
+      }
+      await sleep(100);
+    }
+    throw new Error('no leader answered KeepAlive');
+  }
+
+  beforeAll(async () => {
+    assertDistFresh();
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'metaserver-it-'));
+    for (const id of ['m1', 'm2', 'm3']) {
+      members.push({ id, raftAddress: `127.0.0.1:${await freePort()}`, clientAddress: `127.0.0.1:${await freePort()}`, dataDir: path.join(tmp, id) });
+    }
+    await Promise.all(members.map(start));
+    for (const member of members) member.client = new p.MetaGrpcClient(member.clientAddress, grpc.credentials.createInsecure()) as unknown as Client;
+  }, 20_000);
+
+  afterAll(() => {
+    for (const member of members) {
+      member.client?.close();
+      member.child?.kill('SIGKILL');
+    }
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('opens a session on the leader, following a redirect from whichever member it asks first', async () => {
+    const outcome = await onLeader<p.OpenSessionRequest, p.OpenSessionReply>('OpenSession', { ttlMs: 0, clientName: 'integration' });
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.reply!.errno).toBe(0);
+    expect(outcome.reply!.ttlMs).toBe(10_000);
+    sessionId = outcome.reply!.sessionId;
+    expect(sessionId).toBeGreaterThan(0);
+    const l = await leader();
+    const keepAlive = await call<p.KeepAliveRequest, p.KeepAliveReply>(l.client!, 'KeepAlive', { sessionId });
+    expect(keepAlive.reply).toMatchObject({ errno: 0, ttlMs: 10_000 });
+  }, 15_000);
+
+  it('creates a directory and a file through the leader and reads them back', async () => {
+    const l = await leader();
+    const mkdir = await call<p.MkdirRequest, p.EntryReply>(l.client!, 'Mkdir', { header: header(), parent: ROOT, name: 'docs', mode: 0o755 });
+    expect(mkdir.reply).toMatchObject({ errno: 0, attr: { type: 'dir', mode: 0o755, nlink: 2 } });
+    const dir = mkdir.reply!.attr!.handle;
+    const create = await call<p.CreateRequest, p.EntryReply>(l.client!, 'Create', { header: header(), parent: dir, name: 'a.txt', mode: 0o644, exclusive: true });
+    expect(create.reply).toMatchObject({ errno: 0, created: true, attr: { type: 'reg', sizeBytes: 0 } });
+    const again = await call<p.CreateRequest, p.EntryReply>(l.client!, 'Create', { header: header(), parent: dir, name: 'a.txt', mode: 0o644, exclusive: true });
+    expect(again.reply).toMatchObject({ errno: Errno.EEXIST, sessionError: '' });
+    const listing = await call<p.ReadDirRequest, p.ReadDirReply>(l.client!, 'ReadDir', { caller: CALLER, parent: dir, cookie: '', limit: 0 });
+    expect(listing.reply).toMatchObject({ errno: 0, cookie: '', entries: [{ name: 'a.txt', handle: create.reply!.attr!.handle, type: 'reg' }] });
+    const attr = await call<p.GetAttrRequest, p.AttrReply>(l.client!, 'GetAttr', { handle: create.reply!.attr!.handle, generation: 0 });
+    expect(attr.reply!.attr).toEqual(create.reply!.attr);
+    const missing = await call<p.LookupRequest, p.AttrReply>(l.client!, 'Lookup', { caller: CALLER, parent: dir, name: 'nope' });
+    expect(missing.reply).toMatchObject({ errno: Errno.ENOENT, attr: null });
+  });
+
+  it('a follower answers a mutation with FAILED_PRECONDITION naming the leader\'s client address', async () => {
+    const l = await leader();
+    const follower = members.find((m) => m !== l)!;
+    const outcome = await call<p.MkdirRequest, p.EntryReply>(follower.client!, 'Mkdir', { header: header(), parent: ROOT, name: 'x', mode: 0o755 });
+    expect(outcome.error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(outcome.error!.metadata.get(p.LEADER_ID_METADATA)).toEqual([l.id]);
+    expect(outcome.error!.metadata.get(p.LEADER_ADDRESS_METADATA)).toEqual([l.clientAddress]);
+    const keepAlive = await call<p.KeepAliveRequest, p.KeepAliveReply>(follower.client!, 'KeepAlive', { sessionId });
+    expect(keepAlive.error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+  });
+
+  it('a follower serves a linearizable read through ReadIndex, seeing the leader\'s last write', async () => {
+    const l = await leader();
+    const made = await call<p.MkdirRequest, p.EntryReply>(l.client!, 'Mkdir', { header: header(), parent: ROOT, name: 'fresh', mode: 0o700 });
+    expect(made.reply!.errno).toBe(0);
+    const follower = members.find((m) => m !== l)!;
+    const found = await call<p.LookupRequest, p.AttrReply>(follower.client!, 'Lookup', { caller: CALLER, parent: ROOT, name: 'fresh' });
+    expect(found.reply).toMatchObject({ errno: 0, attr: { handle: made.reply!.attr!.handle } });
+    const statfs = await call<p.StatFsRequest, p.StatFsReply>(follower.client!, 'StatFs', {});
+    expect(statfs.reply).toMatchObject({ errno: 0, sessionsOpen: 1 });
+  });
+
+  it('answers malformed requests with INVALID_ARGUMENT and keeps serving', async () => {
+    const l = await leader();
+    const garbage = await new Promise<grpc.ServiceError | null>((resolve) => {
+      l.client!.makeUnaryRequest('/handlefs.meta.Meta/Create', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0xff, 0xff, 0x01]),
+        { deadline: Date.now() + CALL_DEADLINE_MS }, (error) => resolve(error));
+    });
+    expect(garbage?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    const noHeader = await call<Partial<p.CreateRequest>, p.EntryReply>(l.client!, 'Create', { parent: ROOT, name: 'n', mode: 0o644 });
+    expect(noHeader.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(noHeader.error!.details).toMatch(/header is missing/);
+    const zeroHandle = await call<p.GetAttrRequest, p.AttrReply>(l.client!, 'GetAttr', { handle: 0, generation: 0 });
+    expect(zeroHandle.error?.details).toMatch(/^handle must be/);
+    const badType = await call<p.MknodRequest, p.EntryReply>(l.client!, 'Mknod', { header: header(), parent: ROOT, name: 'n', fileType: 'dir', mode: 0, rdev: 0 });
+    expect(badType.error?.details).toMatch(/file_type "dir"/);
+    const huge = await call<p.MkdirRequest, p.EntryReply>(l.client!, 'Mkdir', { header: header(), parent: ROOT, name: 'x'.repeat(10_000), mode: 0 });
+    expect(huge.error?.details).toMatch(/^name is 10000 characters/);
+    const longName = await call<p.MkdirRequest, p.EntryReply>(l.client!, 'Mkdir', { header: header(), parent: ROOT, name: 'x'.repeat(256), mode: 0 });
+    expect(longName.reply?.errno).toBe(Errno.ENAMETOOLONG);
+    const stillThere = await call<p.GetAttrRequest, p.AttrReply>(l.client!, 'GetAttr', { handle: ROOT, generation: 0 });
+    expect(stillThere.reply).toMatchObject({ errno: 0, attr: { type: 'dir' } });
+  });
+
+  it('carries every other call of the namespace slice: symlink, setattr, xattrs, link, rename, unlink, rmdir', async () => {
+    const l = await leader();
+    const c = l.client!;
+    const dir = (await call<p.MkdirRequest, p.EntryReply>(c, 'Mkdir', { header: header(), parent: ROOT, name: 'misc', mode: 0o755 })).reply!.attr!.handle;
+    const link = await call<p.SymlinkRequest, p.EntryReply>(c, 'Symlink', { header: header(), parent: dir, name: 'l', target: '../docs/a.txt' });
+    expect(link.reply).toMatchObject({ errno: 0, attr: { type: 'lnk' } });
+    expect((await call<p.ReadLinkRequest, p.ReadLinkReply>(c, 'ReadLink', { handle: link.reply!.attr!.handle })).reply).toMatchObject({ errno: 0, target: '../docs/a.txt' });
+    const file = (await call<p.CreateRequest, p.EntryReply>(c, 'Create', { header: header(), parent: dir, name: 'f', mode: 0o644, exclusive: false })).reply!.attr!;
+    const set = await call<p.SetAttrRequest, p.AttrReply>(c, 'SetAttr', { header: header(), handle: file.handle, mode: 0o600, atime: null, mtime: { now: false, ms: 1_000 } });
+    expect(set.reply).toMatchObject({ errno: 0, attr: { mode: 0o600, mtimeMs: 1_000, uid: 0 } });
+    const value = Buffer.from('blue');
+    expect((await call<p.SetXattrRequest, p.Reply>(c, 'SetXattr', { header: header(), handle: file.handle, name: 'user.color', value, flags: 0 })).reply!.errno).toBe(0);
+    expect(Buffer.from((await call<p.GetXattrRequest, p.GetXattrReply>(c, 'GetXattr', { caller: CALLER, handle: file.handle, name: 'user.color' })).reply!.value)).toEqual(value);
+    expect((await call<p.ListXattrRequest, p.ListXattrReply>(c, 'ListXattr', { caller: CALLER, handle: file.handle })).reply!.names).toEqual(['user.color']);
+    const tooBig = await call<p.SetXattrRequest, p.Reply>(c, 'SetXattr', { header: header(), handle: file.handle, name: 'user.big', value: Buffer.alloc(65_537), flags: 0 });
+    expect(tooBig.reply!.errno).toBe(Errno.E2BIG);
+    expect((await call<p.RemoveXattrRequest, p.Reply>(c, 'RemoveXattr', { header: header(), handle: file.handle, name: 'user.color' })).reply!.errno).toBe(0);
+    expect((await call<p.LinkRequest, p.EntryReply>(c, 'Link', { header: header(), handle: file.handle, newParent: dir, newName: 'g' })).reply).toMatchObject({ errno: 0, attr: { nlink: 2 } });
+    expect((await call<p.RenameRequest, p.Reply>(c, 'Rename', { header: header(), fromParent: dir, fromName: 'g', toParent: ROOT, toName: 'g2', noReplace: false })).reply!.errno).toBe(0);
+    expect((await call<p.UnlinkRequest, p.Reply>(c, 'Unlink', { header: header(), parent: ROOT, name: 'g2' })).reply!.errno).toBe(0);
+    expect((await call<p.RmdirRequest, p.Reply>(c, 'Rmdir', { header: header(), parent: ROOT, name: 'misc' })).reply!.errno).toBe(Errno.ENOTEMPTY);
+    const fifo = await call<p.MknodRequest, p.EntryReply>(c, 'Mknod', { header: header(), parent: dir, name: 'p', fileType: 'fifo', mode: 0o600, rdev: 0 });
+    expect(fifo.reply).toMatchObject({ errno: 0, attr: { type: 'fifo' } });
+  });
+
+  it('the leader expires a session that stops keeping alive, and its mutations then answer SESSION_EXPIRED', async () => {
+    const opened = await onLeader<p.OpenSessionRequest, p.OpenSessionReply>('OpenSession', { ttlMs: 300, clientName: 'short-lived' });
+    expect(opened.reply).toMatchObject({ errno: 0, ttlMs: 300 });
+    const shortId = opened.reply!.sessionId;
+    let reply: p.EntryReply | undefined;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      await sleep(100);
+      reply = (await onLeader<p.MkdirRequest, p.EntryReply>('Mkdir', { header: { sessionId: shortId, sequence: attempt + 1, caller: CALLER }, parent: ROOT, name: `s${attempt}`, mode: 0o755 })).reply;
+      if (reply?.sessionError) break;
+      // Keep the session silent: only the first mkdir may land before expiry.
+    }
+    expect(reply).toMatchObject({ errno: Errno.ENOTCONN, sessionError: 'SESSION_EXPIRED' });
+    const l = await leader();
+    expect((await call<p.KeepAliveRequest, p.KeepAliveReply>(l.client!, 'KeepAlive', { sessionId: shortId })).reply).toMatchObject({ errno: Errno.ENOTCONN, sessionError: 'SESSION_EXPIRED' });
+  }, 10_000);
+
+  it('after kill -9 of the leader, a retried create with the same (session, sequence) returns the original answer', async () => {
+    const l = await leader();
+    const retrySequence = ++sequence;
+    const request: p.CreateRequest = { header: header(retrySequence), parent: ROOT, name: 'once', mode: 0o600, exclusive: true };
+    const first = await call<p.CreateRequest, p.EntryReply>(l.client!, 'Create', request);
+    expect(first.reply).toMatchObject({ errno: 0, created: true });
+    l.child!.kill('SIGKILL');
+    l.child = undefined;
+    const retried = await onLeader<p.CreateRequest, p.EntryReply>('Create', request);
+    expect(retried.error).toBeUndefined();
+    expect(retried.reply).toMatchObject({ errno: 0, created: true, attr: { handle: first.reply!.attr!.handle } });
+    // The session survived the change of leader: the new leader gave it a full TTL.
+    const next = await onLeader<p.CreateRequest, p.EntryReply>('Create', { ...request, header: header() });
+    expect(next.reply).toMatchObject({ errno: Errno.EEXIST, sessionError: '' });
+  }, 20_000);
+
+  it('a member killed earlier restarts with its data; SIGTERM on the leader then hands over and exits 0, and the cluster keeps committing', async () => {
+    const dead = members.find((m) => !m.child)!;
+    await start(dead);
+    dead.client!.close();
+    dead.client = new p.MetaGrpcClient(dead.clientAddress, grpc.credentials.createInsecure()) as unknown as Client;
+    const l = await leader();
+    const exited = new Promise<number | null>((resolve) => l.child!.once('exit', (code) => resolve(code)));
+    l.child!.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    l.child = undefined;
+    const made = await onLeader<p.MkdirRequest, p.EntryReply>('Mkdir', { header: header(), parent: ROOT, name: 'after-sigterm', mode: 0o755 });
+    expect(made.reply).toMatchObject({ errno: 0, sessionError: '' });
+    for (const member of members.filter((m) => m.child)) {
+      const seen = await call<p.LookupRequest, p.AttrReply>(member.client!, 'Lookup', { caller: CALLER, parent: ROOT, name: 'once' });
+      expect(seen.reply).toMatchObject({ errno: 0, attr: { type: 'reg' } });
+    }
+  }, 20_000);
+
+  it('a bad command line exits with code 2 and names the flag', () => {
+    const result = spawnSync(process.execPath, [MAIN, '--id', 'm1'], { encoding: 'utf8', timeout: 10_000 });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/--listen is required/);
+  });
+});
