@@ -21,16 +21,28 @@ export function isMalformedRequest(value: unknown): value is MalformedRequest {
   return typeof value === 'object' && value !== null && typeof (value as MalformedRequest).malformed === 'string';
 }
 
-/** A unary method `/${service}/${name}` whose messages are `${pkg}.${requestType}` and `${pkg}.${responseType}` in root. */
-export function unaryMethod<Req, Res>(root: protobuf.Root, pkg: string, service: string, name: string, requestType: string, responseType: string): grpc.MethodDefinition<Req | MalformedRequest, Res> {
+export interface MethodShape {
+  requestStream: boolean;
+  responseStream: boolean;
+  /**
+   * 'answer' (the default): undecodable request bytes reach the handler as a
+   * MalformedRequest. 'throw': grpc-js answers INTERNAL itself — only for test
+   * harnesses whose handlers do not look for MalformedRequest.
+   */
+  malformed?: 'answer' | 'throw';
+}
+
+/** A method `/${pkg}.${service}/${name}` whose messages are `${pkg}.${requestType}` and `${pkg}.${responseType}` in root. */
+export function grpcMethod<Req, Res>(root: protobuf.Root, pkg: string, service: string, name: string, requestType: string, responseType: string, shape: MethodShape): grpc.MethodDefinition<Req | MalformedRequest, Res> {
   const req = root.lookupType(`${pkg}.${requestType}`);
   const res = root.lookupType(`${pkg}.${responseType}`);
   return {
     path: `/${pkg}.${service}/${name}`,
-    requestStream: false,
-    responseStream: false,
+    requestStream: shape.requestStream,
+    responseStream: shape.responseStream,
     requestSerialize: (value: Req | MalformedRequest) => Buffer.from(req.encode(value as object).finish()),
     requestDeserialize: (bytes: Buffer) => {
+      if (shape.malformed === 'throw') return req.toObject(req.decode(bytes), CONVERSION) as Req;
       try {
         return req.toObject(req.decode(bytes), CONVERSION) as Req;
       } catch (error) {
@@ -40,4 +52,9 @@ export function unaryMethod<Req, Res>(root: protobuf.Root, pkg: string, service:
     responseSerialize: (value: Res) => Buffer.from(res.encode(value as object).finish()),
     responseDeserialize: (bytes: Buffer) => res.toObject(res.decode(bytes), CONVERSION) as Res,
   };
+}
+
+/** A unary method that answers undecodable requests itself (see MalformedRequest). */
+export function unaryMethod<Req, Res>(root: protobuf.Root, pkg: string, service: string, name: string, requestType: string, responseType: string): grpc.MethodDefinition<Req | MalformedRequest, Res> {
+  return grpcMethod<Req, Res>(root, pkg, service, name, requestType, responseType, { requestStream: false, responseStream: false });
 }

@@ -4,15 +4,18 @@
  * same setattr leaves it), then one write. Owns which times a change touches.
  * Must never read a clock: "now" is the command's nowMs.
  */
+import { INLINE_LIMIT_BYTES, decideCommit } from '../rules/commit';
+import { materializeInline } from '../rules/content';
 import { Errno, Result, fail, ok } from '../rules/errno';
 import { checkXattrName, checkXattrSetFlags, checkXattrValue } from '../rules/names';
 import { W_OK, checkChmod, checkChown, checkTruncate, checkUtimes, mayAccessXattr } from '../rules/permissions';
 import { MutationCommand, TimeSpec } from './commands';
 import { existing } from './namespace-ops';
 import { Scope } from './overlay';
-import { Attrs, attrsOf, xattrKey } from './records';
+import { Attrs, Inode, attrsOf, xattrKey } from './records';
+import { contentOf, putVersion, requireVersion } from './versions';
 
-/** The largest size setattr records (the attribute only, until versions land): 2^53 − 1, what a JS number holds exactly. */
+/** The largest size setattr accepts: 2^53 − 1, what a JS number holds exactly (regular files: the inline limit until blocks land). */
 export const MAX_FILE_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
 /** Extended attributes per inode: their names live in the inode record, so the list is bounded. */
 export const MAX_XATTRS_PER_INODE = 128;
@@ -34,6 +37,9 @@ export async function setattr(scope: Scope, cmd: Cmd<'setattr'>): Promise<Result
     const truncate = checkTruncate(cmd.caller, next, { newSizeBytes: cmd.sizeBytes, maxFileSizeBytes: MAX_FILE_SIZE_BYTES });
     if (!truncate.ok) return truncate;
     next.mode = truncate.value;
+    if (next.type === 'reg' && cmd.sizeBytes > INLINE_LIMIT_BYTES) {
+      return fail(Errno.EFBIG, `size ${cmd.sizeBytes} exceeds the inline limit of ${INLINE_LIMIT_BYTES} bytes; block content is not supported yet`);
+    }
     if (next.sizeBytes !== cmd.sizeBytes) {
       next.sizeBytes = cmd.sizeBytes;
       next.mtimeMs = cmd.nowMs;
@@ -62,10 +68,43 @@ export async function setattr(scope: Scope, cmd: Cmd<'setattr'>): Promise<Result
     changed = true;
   }
   if (changed) {
+    if (next.headVersion !== undefined && cmd.sizeBytes !== undefined) {
+      const truncated = await truncateVersion(scope, next, cmd);
+      if (!truncated.ok) return truncated;
+    }
     next.ctimeMs = cmd.nowMs;
     scope.saveInode(next);
   }
   return ok(attrsOf(next));
+}
+
+/**
+ * truncate(2) of a regular file is a commit by no fh: the head cut or
+ * zero-extended to the new size becomes the next version (none when the size
+ * is already that), so the history and getattr agree on the size and fhs
+ * based on older versions see the size change when they commit.
+ */
+async function truncateVersion(scope: Scope, inode: Inode, cmd: Cmd<'setattr'>): Promise<Result<null>> {
+  const headVersion = inode.headVersion;
+  if (headVersion === undefined || cmd.sizeBytes === undefined) throw new Error('metastate: truncateVersion on a file without versions');
+  const head = await requireVersion(scope, inode.handle, headVersion, 'head');
+  const point = { version: head.version, size: head.sizeBytes };
+  const decided = decideCommit({ head: point, base: point, written: [], newSize: cmd.sizeBytes, append: false, changedSinceBase: [], policy: 'lww' });
+  if (!decided.ok) return decided;
+  const decision = decided.value;
+  if (decision.kind === 'no-change') return ok(null);
+  if (decision.kind !== 'fast-forward') throw new Error(`metastate: a truncation onto its own head was decided ${decision.kind}`);
+  const headBytes = contentOf(head);
+  const content = materializeInline({ baseBytes: headBytes, headBytes, written: [], newSize: cmd.sizeBytes }, decision);
+  if (!content.ok) return content;
+  putVersion(scope, inode.handle, {
+    version: decision.version, sizeBytes: decision.size, kind: 'truncate', baseVersion: head.version, sessionId: cmd.sessionId,
+    // The inode's mtime as the whole setattr leaves it (an explicit mtime in the same call wins).
+    commitTimeMs: cmd.nowMs, mtimeMs: inode.mtimeMs, changedExtents: decision.changedExtents, conflict: false, inlineBase64: Buffer.from(content.value).toString('base64'),
+  });
+  inode.headVersion = decision.version;
+  inode.sizeBytes = decision.size;
+  return ok(null);
 }
 
 export async function setxattr(scope: Scope, cmd: Cmd<'setxattr'>): Promise<Result<null>> {

@@ -11,6 +11,7 @@
  * readable when debugging, and the "v" field lets a later slice add a binary
  * form for hot commands (commit) without breaking entries already in logs.
  */
+import { ConflictPolicy } from '../rules/commit';
 import { Caller } from '../rules/permissions';
 
 export const COMMAND_VERSION = 1;
@@ -29,6 +30,15 @@ export interface MutationHeader {
 /** A time in setattr: the command's nowMs, or an explicit ms since the epoch. */
 export type TimeSpec = 'now' | number;
 
+/** Bytes an inline commit wrote at an offset of the fh's version, base64 in the log. */
+export interface WrittenRange {
+  offset: number;
+  dataBase64: string;
+}
+
+/** At most this many written ranges per commit (rules/extents.ts DEFAULT_EXTENT_LIMITS.maxExtentsPerCommit). */
+export const MAX_WRITTEN_RANGES = 4096;
+
 export type MutationBody =
   | { op: 'closeSession' }
   | { op: 'mkdir'; parent: number; name: string; mode: number; umask?: number }
@@ -41,7 +51,10 @@ export type MutationBody =
   | { op: 'rename'; fromParent: number; fromName: string; toParent: number; toName: string; noReplace?: boolean }
   | { op: 'setattr'; handle: number; mode?: number; uid?: number; gid?: number; sizeBytes?: number; atime?: TimeSpec; mtime?: TimeSpec }
   | { op: 'setxattr'; handle: number; name: string; valueBase64: string; flags: number }
-  | { op: 'removexattr'; handle: number; name: string };
+  | { op: 'removexattr'; handle: number; name: string }
+  | { op: 'open'; handle: number; read: boolean; write: boolean; append: boolean }
+  | { op: 'release'; fh: number }
+  | { op: 'commitVersion'; fh: number; baseVersion: number; written: WrittenRange[]; newSize: number; policy: ConflictPolicy };
 
 export type MutationCommand = MutationHeader & MutationBody;
 
@@ -139,6 +152,15 @@ function decodeBody(f: Fields): Command {
       return { ...header, op, handle: f.handle('handle'), name: f.str('name'), valueBase64: f.str('valueBase64', MAX_COMMAND_BYTES), flags: f.int('flags', 0) };
     case 'removexattr':
       return { ...header, op, handle: f.handle('handle'), name: f.str('name') };
+    case 'open':
+      return { ...header, op, handle: f.handle('handle'), read: f.bool('read'), write: f.bool('write'), append: f.bool('append') };
+    case 'release':
+      return { ...header, op, fh: f.int('fh', 1) };
+    case 'commitVersion': {
+      const policy = f.str('policy');
+      if (policy !== 'lww' && policy !== 'reject') throw new FieldError(`policy ${JSON.stringify(policy).slice(0, 64)} is neither lww nor reject`);
+      return { ...header, op, fh: f.int('fh', 1), baseVersion: f.int('baseVersion', 1), written: f.written(), newSize: f.int('newSize', 0), policy };
+    }
     default:
       throw new FieldError(`unknown op ${JSON.stringify(op).slice(0, 64)}`);
   }
@@ -191,6 +213,21 @@ class Fields {
     const value = this.raw[name];
     if (value === undefined || value === 'now') return value;
     return this.int(name, 0);
+  }
+
+  /** Written ranges: offsets and canonical base64 (Buffer.from ignores stray characters, so a round trip is required). */
+  written(): WrittenRange[] {
+    const value = this.raw.written;
+    if (!Array.isArray(value)) throw new FieldError('field written must be a list');
+    if (value.length > MAX_WRITTEN_RANGES) throw new FieldError(`field written holds ${value.length} ranges, more than ${MAX_WRITTEN_RANGES}`);
+    return value.map((item: unknown, i) => {
+      if (!isObject(item)) throw new FieldError(`written[${i}] must be an object`);
+      const inner = new Fields(item);
+      const dataBase64 = inner.str('dataBase64', MAX_COMMAND_BYTES);
+      if (Buffer.from(dataBase64, 'base64').toString('base64') !== dataBase64) throw new FieldError(`written[${i}].dataBase64 is not canonical base64`);
+      if (dataBase64.length === 0) throw new FieldError(`written[${i}] holds no bytes`);
+      return { offset: inner.int('offset', 0), dataBase64 };
+    });
   }
 
   caller(): Caller {

@@ -13,7 +13,9 @@
  * and nothing is applied; below it, STALE_SEQUENCE. A command from a session
  * that is unknown, closed or expired answers SESSION_EXPIRED. Both are
  * ordinary results, marked with `session` so the client can tell them from a
- * file-system errno.
+ * file-system errno. A failing command's writes are dropped, except a commit
+ * rejected under policy reject, whose conflict copy is kept (fh-ops.ts). A
+ * session's end (close or expiry) releases its open fhs in the same command.
  */
 import { Entry, EntryType, Snapshot } from '../../raft/core/types';
 import { StateMachine } from '../../raft/node/interfaces';
@@ -22,6 +24,7 @@ import { Errno, Failure, Ok, Result, fail, ok } from '../rules/errno';
 import { checkCaller } from '../rules/permissions';
 import { setattr, setxattr, removexattr } from './attr-ops';
 import { Command, MutationCommand, decodeCommand } from './commands';
+import { commitVersion, keepsWrites, openFh, releaseFh, releaseSessionFhs } from './fh-ops';
 import { createEntry, link, rename, rmdir, unlink } from './namespace-ops';
 import { Overlay, Scope } from './overlay';
 import { MetaQueries } from './queries';
@@ -121,12 +124,18 @@ export class MetaStateMachine implements StateMachine {
     }
     const scope = new Scope(new Overlay(this.keyspace.db, overlay));
     const result = await this.mutation(scope, command, entry.index);
-    if (result.ok) {
+    // A rejected commit is a failure whose conflict copy is still kept.
+    const kept = keepsWrites(result);
+    if (kept) {
       scope.flush();
       scope.overlay.mergeDown();
     }
     if (command.op !== 'closeSession') {
-      overlay.put(sessionKey(session.id), encodeRecord({ ...session, lastSequence: command.sequence, lastResult: result } satisfies Session));
+      // open and release change the session's fh list: start from the record as the command left it.
+      const touchesSession = command.op === 'open' || command.op === 'release';
+      const current = kept && touchesSession ? await overlay.get(sessionKey(session.id)) : undefined;
+      const base = current ? decodeRecord<Session>(current, 'session') : session;
+      overlay.put(sessionKey(session.id), encodeRecord({ ...base, lastSequence: command.sequence, lastResult: result } satisfies Session));
     }
     return result;
   }
@@ -136,6 +145,9 @@ export class MetaStateMachine implements StateMachine {
     if (!caller.ok) return caller;
     switch (command.op) {
       case 'closeSession': {
+        const bytes = await scope.overlay.get(sessionKey(command.sessionId));
+        if (!bytes) throw new Error(`metastate: session ${command.sessionId} vanished during its own command`);
+        await releaseSessionFhs(scope, decodeRecord<Session>(bytes, 'session'));
         scope.overlay.del(sessionKey(command.sessionId));
         (await scope.counters()).sessionsOpen -= 1;
         return ok(null);
@@ -159,6 +171,12 @@ export class MetaStateMachine implements StateMachine {
         return setxattr(scope, command);
       case 'removexattr':
         return removexattr(scope, command);
+      case 'open':
+        return openFh(scope, command, entryIndex);
+      case 'release':
+        return releaseFh(scope, command);
+      case 'commitVersion':
+        return commitVersion(scope, command);
     }
   }
 
@@ -173,7 +191,9 @@ export class MetaStateMachine implements StateMachine {
       scope.flush();
       return ok({ sessionId: session.id, ttlMs: session.ttlMs } satisfies OpenSessionResult);
     }
-    if (!(await overlay.get(sessionKey(command.sessionId)))) return ok({ expired: false });
+    const bytes = await overlay.get(sessionKey(command.sessionId));
+    if (!bytes) return ok({ expired: false });
+    await releaseSessionFhs(scope, decodeRecord<Session>(bytes, 'session'));
     overlay.del(sessionKey(command.sessionId));
     counters.sessionsOpen -= 1;
     scope.flush();

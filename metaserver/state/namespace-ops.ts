@@ -12,6 +12,7 @@ import { Caller, mayCreateIn, mayDeleteFrom, mayLookup, mayRename, newInodeOwner
 import { MutationCommand } from './commands';
 import { Scope } from './overlay';
 import { Attrs, Inode, ROOT_HANDLE, attrsOf, xattrKey } from './records';
+import { removeFileContent, writeInitialVersion } from './versions';
 
 /** Directories nest at most this deep (mkdir and rename answer ENOSPC beyond), so every walk up the parent chain is bounded. */
 export const MAX_DIRECTORY_DEPTH = 4096;
@@ -109,6 +110,7 @@ export async function createEntry(scope: Scope, cmd: Cmd<'mkdir' | 'create' | 'm
   if (type === 'dir') Object.assign(extra, { parent: parent.handle, entries: 0 });
   if (target !== undefined) Object.assign(extra, { target, sizeBytes: Buffer.byteLength(target, 'utf8') });
   const inode = await makeInode(scope, entryIndex, cmd.nowMs, type, owner.value, extra);
+  if (type === 'reg') writeInitialVersion(scope, inode, cmd.sessionId, cmd.nowMs);
   scope.putDirent(parent.handle, name, inode);
   parent.entries = (parent.entries ?? 0) + 1;
   if (type === 'dir') parent.nlink += 1;
@@ -127,6 +129,8 @@ export async function link(scope: Scope, cmd: Cmd<'link'>): Promise<Result<Entry
   if (!allowed.ok) return allowed;
   const inode = source.value;
   if (inode.type === 'dir') return fail(Errno.EPERM, 'hard links to directories are not allowed');
+  // linkat(2) of an open but unlinked file answers ENOENT (only O_TMPFILE files may be linked back).
+  if (inode.nlink === 0) return fail(Errno.ENOENT, `handle ${inode.handle} has been unlinked`);
   if (inode.nlink >= MAX_LINKS) return fail(Errno.EMLINK, `handle ${inode.handle} has ${inode.nlink} links already`);
   inode.nlink += 1;
   inode.ctimeMs = cmd.nowMs;
@@ -149,18 +153,25 @@ async function resolveEntry(scope: Scope, caller: Caller, parentHandle: number, 
   return ok({ parent, name, child });
 }
 
-/** Drops one name of a non-directory; the inode goes when its last name does. */
+/**
+ * Drops one name of a non-directory; the inode goes when its last name does,
+ * unless an fh holds it: then it stays, nameless (nlink 0), with its versions,
+ * until the last fh is released (fh-ops.ts).
+ */
 function dropLink(scope: Scope, inode: Inode, nowMs: number, counters: { inodesInUse: number }): void {
   inode.nlink -= 1;
   inode.ctimeMs = nowMs;
-  if (inode.nlink > 0) {
+  if (inode.nlink > 0 || (inode.openFhs ?? 0) > 0) {
     scope.saveInode(inode);
     return;
   }
   removeInode(scope, inode, counters);
 }
 
-function removeInode(scope: Scope, inode: Inode, counters: { inodesInUse: number }): void {
+/** Deletes an inode with its xattrs and, for a regular file, its versions and conflict copies. */
+export function removeInode(scope: Scope, inode: Inode, counters: { inodesInUse: number }): void {
+  if ((inode.openFhs ?? 0) > 0) throw new Error(`metastate: removing handle ${inode.handle} while ${inode.openFhs} fhs hold it`);
+  if (inode.type === 'reg') removeFileContent(scope, inode);
   for (const name of inode.xattrs) scope.overlay.del(xattrKey(inode.handle, name));
   scope.deleteInode(inode.handle);
   counters.inodesInUse -= 1;

@@ -9,7 +9,10 @@ import { Errno, Result, fail, ok } from '../rules/errno';
 import { FileType } from '../rules/modes';
 import { checkName, checkXattrName } from '../rules/names';
 import { Caller, R_OK, mayAccess, mayAccessXattr, mayLookup, xattrListable } from '../rules/permissions';
-import { Attrs, COUNTERS_KEY, Counters, Inode, attrsOf, decodeDirent, decodeRecord, direntKey, direntName, direntRange, inodeKey, readU64, sessionRange, xattrKey } from './records';
+import {
+  Attrs, COUNTERS_KEY, ConflictCopyRecord, Counters, FhRecord, Inode, VersionRecord, attrsOf, conflictCopyKey, conflictCopyRange, decodeDirent, decodeRecord,
+  direntKey, direntName, direntRange, fhKey, inodeKey, readU64, sessionRange, versionKey, versionRange, xattrKey,
+} from './records';
 
 /** At most this many entries per readdir page, whatever the caller asks. */
 export const MAX_READDIR_PAGE_ENTRIES = 1_000;
@@ -34,6 +37,22 @@ export interface Statfs {
   inodesInUse: number;
   nextHandle: number;
   sessionsOpen: number;
+}
+
+/** At most this many versions or conflict copies per listing page. */
+export const MAX_VERSIONS_LISTED = 1_000;
+
+/** A version's metadata without its content (what listVersions returns). */
+export type VersionInfo = Omit<VersionRecord, 'inlineBase64'>;
+export type ConflictCopyInfo = Omit<ConflictCopyRecord, 'inlineBase64'>;
+
+function infoOf<T extends { inlineBase64: string }>(record: T): Omit<T, 'inlineBase64'> {
+  const { inlineBase64: _content, ...info } = record;
+  return info;
+}
+
+function bytesOf(record: { inlineBase64: string }): Uint8Array {
+  return Buffer.from(record.inlineBase64, 'base64');
 }
 
 export class MetaQueries {
@@ -125,6 +144,86 @@ export class MetaQueries {
       const parsed = checkXattrName(name);
       return parsed.ok && xattrListable(caller, parsed.value.namespace);
     }));
+  }
+
+  /** A regular file the caller may read. */
+  private async readable(caller: Caller, handle: number): Promise<Result<Inode>> {
+    const inode = await this.live(handle);
+    if (!inode.ok) return inode;
+    if (inode.value.type !== 'reg' || inode.value.headVersion === undefined) return fail(Errno.EINVAL, `handle ${handle} is a ${inode.value.type}: only regular files have versions`);
+    const allowed = mayAccess(caller, inode.value, R_OK);
+    return allowed.ok ? inode : allowed;
+  }
+
+  /** One version's metadata and bytes; ENOENT for a version the file does not have. */
+  async getVersion(caller: Caller, handle: number, version: number): Promise<Result<{ info: VersionInfo; bytes: Uint8Array }>> {
+    const inode = await this.readable(caller, handle);
+    if (!inode.ok) return inode;
+    if (!Number.isSafeInteger(version) || version < 1) return fail(Errno.EINVAL, `version ${String(version)} is not a version number (they start at 1)`);
+    const bytes = await this.db.get(versionKey(handle, version));
+    if (!bytes) return fail(Errno.ENOENT, `handle ${handle} has no version ${version} (head is ${inode.value.headVersion})`);
+    const record = decodeRecord<VersionRecord>(bytes, 'version');
+    return ok({ info: infoOf(record), bytes: bytesOf(record) });
+  }
+
+  /** Versions from `fromVersion` on, oldest first, at most `limit` (≤ MAX_VERSIONS_LISTED) per page. */
+  async listVersions(caller: Caller, handle: number, fromVersion = 1, limit = MAX_VERSIONS_LISTED): Promise<Result<VersionInfo[]>> {
+    const inode = await this.readable(caller, handle);
+    if (!inode.ok) return inode;
+    if (!Number.isSafeInteger(fromVersion) || fromVersion < 1) return fail(Errno.EINVAL, `fromVersion ${String(fromVersion)} is not a version number`);
+    if (!Number.isInteger(limit) || limit < 1) return fail(Errno.EINVAL, `limit ${String(limit)} is not a positive integer`);
+    const rows = await this.db.values({ ...versionRange(handle, fromVersion), limit: Math.min(limit, MAX_VERSIONS_LISTED) }).all();
+    return ok(rows.map((value) => infoOf(decodeRecord<VersionRecord>(value, 'version'))));
+  }
+
+  /** A conflict copy a rejected commit left; ENOENT for one the file does not have. */
+  async getConflictCopy(caller: Caller, handle: number, copy: number): Promise<Result<{ info: ConflictCopyInfo; bytes: Uint8Array }>> {
+    const inode = await this.readable(caller, handle);
+    if (!inode.ok) return inode;
+    if (!Number.isSafeInteger(copy) || copy < 1) return fail(Errno.EINVAL, `conflict copy ${String(copy)} is not a copy number (they start at 1)`);
+    const bytes = await this.db.get(conflictCopyKey(handle, copy));
+    if (!bytes) return fail(Errno.ENOENT, `handle ${handle} has no conflict copy ${copy}`);
+    const record = decodeRecord<ConflictCopyRecord>(bytes, 'conflict copy');
+    return ok({ info: infoOf(record), bytes: bytesOf(record) });
+  }
+
+  /** The file's conflict copies, oldest first, at most MAX_VERSIONS_LISTED. */
+  async listConflictCopies(caller: Caller, handle: number): Promise<Result<ConflictCopyInfo[]>> {
+    const inode = await this.readable(caller, handle);
+    if (!inode.ok) return inode;
+    const rows = await this.db.values({ ...conflictCopyRange(handle), limit: MAX_VERSIONS_LISTED }).all();
+    return ok(rows.map((value) => infoOf(decodeRecord<ConflictCopyRecord>(value, 'conflict copy'))));
+  }
+
+  /** An open fh; EBADF when it is not open, or (given a session) open in another session. */
+  async getFh(fh: number, sessionId?: number): Promise<Result<FhRecord>> {
+    if (!Number.isSafeInteger(fh) || fh < 1) return fail(Errno.EBADF, `fh ${String(fh)} is not an fh id`);
+    const bytes = await this.db.get(fhKey(fh));
+    if (!bytes) return fail(Errno.EBADF, `fh ${fh} is not open`);
+    const record = decodeRecord<FhRecord>(bytes, 'fh');
+    if (sessionId !== undefined && record.sessionId !== sessionId) return fail(Errno.EBADF, `fh ${fh} belongs to session ${record.sessionId}, not ${sessionId}`);
+    return ok(record);
+  }
+
+  /**
+   * What a read through the fh sees: its pinned version, whatever was
+   * committed since (permission was checked at open, as POSIX does). EBADF
+   * for an fh opened write-only.
+   */
+  async readThroughFh(fh: number, sessionId?: number): Promise<Result<{ info: VersionInfo; bytes: Uint8Array }>> {
+    const record = await this.getFh(fh, sessionId);
+    if (!record.ok) return record;
+    if (!record.value.flags.read) return fail(Errno.EBADF, `fh ${fh} was opened write-only`);
+    const bytes = await this.db.get(versionKey(record.value.handle, record.value.pinnedVersion));
+    if (!bytes) throw new Error(`metastate: fh ${fh} pins version ${record.value.pinnedVersion} of handle ${record.value.handle}, which is missing`);
+    const version = decodeRecord<VersionRecord>(bytes, 'version');
+    return ok({ info: infoOf(version), bytes: bytesOf(version) });
+  }
+
+  /** Open fhs over all sessions. */
+  async fhsOpen(): Promise<number> {
+    const bytes = await this.db.get(COUNTERS_KEY);
+    return bytes ? (decodeRecord<Counters>(bytes, 'counters').fhsOpen ?? 0) : 0;
   }
 
   async statfs(): Promise<Statfs> {

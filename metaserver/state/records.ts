@@ -10,7 +10,11 @@
  *   20 <parent u64> <name utf8>  directory entry → child handle (u64) + type code (u8)
  *   30 <handle u64> <name utf8>  extended attribute value (raw bytes)
  *   40 <session u64>             session record
+ *   50 <handle u64> <version u64> version record (metadata + inline content)
+ *   51 <handle u64> <copy u64>    conflict copy of a rejected commit
+ *   60 <fh u64>                  open file handle record
  */
+import { Extent } from '../rules/extents';
 import { FileType } from '../rules/modes';
 
 export const ROOT_HANDLE = 1;
@@ -19,6 +23,10 @@ const PREFIX_INODE = 0x10;
 const PREFIX_DIRENT = 0x20;
 const PREFIX_XATTR = 0x30;
 const PREFIX_SESSION = 0x40;
+const PREFIX_VERSION = 0x50;
+const PREFIX_CONFLICT_COPY = 0x51;
+const PREFIX_FH = 0x60;
+const STATE_PREFIXES: ReadonlySet<number> = new Set([PREFIX_META, PREFIX_INODE, PREFIX_DIRENT, PREFIX_XATTR, PREFIX_SESSION, PREFIX_VERSION, PREFIX_CONFLICT_COPY, PREFIX_FH]);
 
 export const APPLIED_KEY = Buffer.from([PREFIX_META, 0x01]);
 export const COUNTERS_KEY = Buffer.from([PREFIX_META, 0x02]);
@@ -45,10 +53,16 @@ export interface Inode {
   entries?: number;
   /** Extended attribute names, sorted; their values live under their own keys. */
   xattrs: string[];
+  /** Regular files only: the newest version (1, the empty file, is written by create). */
+  headVersion?: number;
+  /** Regular files only: how many conflict copies rejected commits left (numbered 1, 2, ...). */
+  conflictCopies?: number;
+  /** Regular files only: open fhs on this inode; while > 0 an inode with nlink 0 is kept. */
+  openFhs?: number;
 }
 
 /** What getattr and every creating command return (no internal bookkeeping). */
-export type Attrs = Omit<Inode, 'parent' | 'entries' | 'xattrs' | 'target'>;
+export type Attrs = Omit<Inode, 'parent' | 'entries' | 'xattrs' | 'target' | 'conflictCopies' | 'openFhs'>;
 
 export function attrsOf(inode: Inode): Attrs {
   return {
@@ -64,6 +78,7 @@ export function attrsOf(inode: Inode): Attrs {
     mtimeMs: inode.mtimeMs,
     ctimeMs: inode.ctimeMs,
     rdev: inode.rdev,
+    ...(inode.headVersion === undefined ? {} : { headVersion: inode.headVersion }),
   };
 }
 
@@ -72,6 +87,8 @@ export interface Counters {
   nextHandle: number;
   inodesInUse: number;
   sessionsOpen: number;
+  /** Open file handles over all sessions (absent in states written before fhs existed). */
+  fhsOpen?: number;
 }
 
 export interface Session {
@@ -82,12 +99,73 @@ export interface Session {
   lastSequence: number;
   /** The stored answer to lastSequence, returned again when it is retried. */
   lastResult: unknown;
+  /** The session's open fhs, in opening order (at most MAX_FHS_PER_SESSION), released when it closes or expires. */
+  fhs?: number[];
+}
+
+/** Where a version came from: the empty version create writes, a commit decision (rules/commit.ts), or setattr's truncation. */
+export type VersionKind = 'create' | 'fast-forward' | 'rebase' | 'conflict-lww' | 'truncate';
+
+/** One version of a regular file: metadata, change tracking and (inline, ≤ INLINE_LIMIT_BYTES) content. */
+export interface VersionRecord {
+  version: number;
+  sizeBytes: number;
+  kind: VersionKind;
+  /** The version the committing fh was built on (0 for version 1). */
+  baseVersion: number;
+  /** The session that committed it (the creating session for version 1). */
+  sessionId: number;
+  /** The fh that committed it (absent for version 1). */
+  fh?: number;
+  /** The leader's clock at commit; also the version's mtime. */
+  commitTimeMs: number;
+  mtimeMs: number;
+  /** Bytes this version wrote relative to version - 1 (rules/extents.ts VersionChanges). */
+  changedExtents: Extent[];
+  /** Set on the old head when an lww commit overwrote some of its bytes: it holds the bytes that lost. */
+  conflict: boolean;
+  /** With conflict: the version that overwrote it. */
+  lostToVersion?: number;
+  /** On an lww winner: the version whose bytes it overwrote. */
+  overwroteVersion?: number;
+  inlineBase64: string;
+}
+
+/** The whole content of an fh whose commit was rejected (policy reject), kept beside the history. */
+export interface ConflictCopyRecord {
+  copy: number;
+  baseVersion: number;
+  /** The head that had changed the same bytes; it stayed head. */
+  lostToVersion: number;
+  sizeBytes: number;
+  sessionId: number;
+  fh: number;
+  commitTimeMs: number;
+  /** Relative to baseVersion. */
+  changedExtents: Extent[];
+  inlineBase64: string;
+}
+
+export interface FhFlags {
+  read: boolean;
+  write: boolean;
+  append: boolean;
+}
+
+/** An open file handle: reads see pinnedVersion until the fh commits. */
+export interface FhRecord {
+  id: number;
+  handle: number;
+  sessionId: number;
+  pinnedVersion: number;
+  flags: FhFlags;
+  openedAtMs: number;
 }
 
 /** Whether a key belongs to the replicated state, so a snapshot may carry it (the applied index travels as snapshot metadata). */
 export function isStateKey(key: Buffer): boolean {
   if (key.length === 0 || key.equals(APPLIED_KEY)) return false;
-  return key[0] === PREFIX_META || key[0] === PREFIX_INODE || key[0] === PREFIX_DIRENT || key[0] === PREFIX_XATTR || key[0] === PREFIX_SESSION;
+  return STATE_PREFIXES.has(key[0]);
 }
 
 export function readU64(bytes: Uint8Array, offset = 0): number {
@@ -96,6 +174,14 @@ export function readU64(bytes: Uint8Array, offset = 0): number {
   const value = buffer.readBigUInt64BE(offset);
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`metastate: stored u64 ${value} is out of range`);
   return Number(value);
+}
+
+function keyWith2(prefix: number, id: number, second: number): Buffer {
+  const key = Buffer.allocUnsafe(17);
+  key[0] = prefix;
+  key.writeBigUInt64BE(BigInt(id), 1);
+  key.writeBigUInt64BE(BigInt(second), 9);
+  return key;
 }
 
 function keyWith(prefix: number, id: number, name?: string): Buffer {
@@ -109,6 +195,12 @@ export const inodeKey = (handle: number): Buffer => keyWith(PREFIX_INODE, handle
 export const direntKey = (parent: number, name: string): Buffer => keyWith(PREFIX_DIRENT, parent, name);
 export const xattrKey = (handle: number, name: string): Buffer => keyWith(PREFIX_XATTR, handle, name);
 export const sessionKey = (id: number): Buffer => keyWith(PREFIX_SESSION, id);
+export const versionKey = (handle: number, version: number): Buffer => keyWith2(PREFIX_VERSION, handle, version);
+export const conflictCopyKey = (handle: number, copy: number): Buffer => keyWith2(PREFIX_CONFLICT_COPY, handle, copy);
+export const fhKey = (fh: number): Buffer => keyWith(PREFIX_FH, fh);
+/** Every version of `handle` from `fromVersion` on, in version order. */
+export const versionRange = (handle: number, fromVersion = 0): { gte: Buffer; lt: Buffer } => ({ gte: keyWith2(PREFIX_VERSION, handle, fromVersion), lt: keyWith(PREFIX_VERSION, handle + 1) });
+export const conflictCopyRange = (handle: number): { gte: Buffer; lt: Buffer } => ({ gte: keyWith(PREFIX_CONFLICT_COPY, handle), lt: keyWith(PREFIX_CONFLICT_COPY, handle + 1) });
 /** Every entry of `parent` sorts between these two keys (exclusive upper bound). */
 export const direntRange = (parent: number): { gte: Buffer; lt: Buffer } => ({ gte: keyWith(PREFIX_DIRENT, parent), lt: keyWith(PREFIX_DIRENT, parent + 1) });
 export const sessionRange = { gte: Buffer.from([PREFIX_SESSION]), lt: Buffer.from([PREFIX_SESSION + 1]) };

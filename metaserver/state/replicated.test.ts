@@ -5,6 +5,7 @@
  */
 import { encodeCommand } from './commands';
 import { CommandResult, OpenSessionResult } from './meta-state-machine';
+import { OpenResult } from './fh-ops';
 import { EntryResult } from './namespace-ops';
 import { ROOT_HANDLE } from './records';
 import { MetaCluster, ROOT, T0_MS, waitFor } from './testing';
@@ -18,7 +19,7 @@ afterEach(async () => {
 });
 
 describe('a three-member cluster', () => {
-  it('makes a mkdir and a create proposed on the leader visible through queries on every member', async () => {
+  it('makes a mkdir, a create and a committed version proposed on the leader visible through queries on every member', async () => {
     cluster = await MetaCluster.start(['m1', 'm2', 'm3']);
     const leader = await cluster.leader();
     const opened = (await leader.propose(encodeCommand({ op: 'openSession', ttlMs: 10_000, clientName: 'test', nowMs: T0_MS }))) as CommandResult;
@@ -30,7 +31,14 @@ describe('a three-member cluster', () => {
     const dir = (mkdir.value as EntryResult).attrs.handle;
     const create = (await leader.propose(encodeCommand({ ...header, sequence: 2, op: 'create', parent: dir, name: 'notes.txt', mode: 0o644, exclusive: true }))) as CommandResult;
     if (!create.ok) throw new Error(create.message);
-    const file = (create.value as EntryResult).attrs;
+    const created = (create.value as EntryResult).attrs;
+    const open = (await leader.propose(encodeCommand({ ...header, sequence: 3, op: 'open', handle: created.handle, read: true, write: true, append: false }))) as CommandResult;
+    if (!open.ok) throw new Error(open.message);
+    const fh = (open.value as OpenResult).fh;
+    const written = [{ offset: 0, dataBase64: Buffer.from('replicated').toString('base64') }];
+    const commit = (await leader.propose(encodeCommand({ ...header, sequence: 4, op: 'commitVersion', fh, baseVersion: 1, written, newSize: 10, policy: 'lww' }))) as CommandResult;
+    expect(commit).toEqual({ ok: true, value: { kind: 'fast-forward', version: 2, sizeBytes: 10 } });
+    const file = { ...created, sizeBytes: 10, headVersion: 2 };
     const appliedOnLeader = leader.status().appliedIndex;
 
     for (const [id, { node, machine }] of cluster.nodes) {
@@ -43,6 +51,8 @@ describe('a three-member cluster', () => {
       const listing = await machine.query.readdir(ROOT, ROOT_HANDLE, undefined, 10);
       expect(listing.ok && listing.value.entries).toEqual([{ name: 'shared', handle: dir, type: 'dir' }]);
       expect(await machine.query.statfs()).toEqual({ inodesInUse: 3, nextHandle: file.handle + 1, sessionsOpen: 1 });
+      const version = await machine.query.readThroughFh(fh);
+      expect(version.ok && Buffer.from(version.value.bytes).toString()).toBe('replicated');
     }
   });
 });
