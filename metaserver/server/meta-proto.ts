@@ -58,6 +58,32 @@ export type RmdirRequest = UnlinkRequest;
 export interface RenameRequest { header: Header | null; fromParent: number; fromName: string; toParent: number; toName: string; noReplace: boolean }
 export interface SetXattrRequest { header: Header | null; handle: number; name: string; value: Uint8Array; flags: number }
 export interface RemoveXattrRequest { header: Header | null; handle: number; name: string }
+export interface OpenRequest { header: Header | null; handle: number; read: boolean; write: boolean; append: boolean }
+export interface OpenReply extends Reply { fh: number; version: number; sizeBytes: number; attr?: Attr | null }
+export interface ReleaseRequest { header: Header | null; fh: number }
+export interface WrittenRange { offset: number; data: Uint8Array }
+/** proto enum ConflictPolicy (protobufjs decodes enums as their numbers). */
+export const ConflictPolicy = { LWW: 0, REJECT: 1 } as const;
+export interface CommitVersionRequest { header: Header | null; fh: number; baseVersion: number; written: WrittenRange[]; newSize: number; policy: number }
+export interface CommitVersionReply extends Reply {
+  kind: string; version: number; sizeBytes: number; conflictVersion: number; conflictCopy: number; headVersion: number;
+}
+export interface ReadFhRequest { fh: number; offset: number; length: number; sessionId: number }
+export interface ReadFhReply extends ErrnoFields { data: Uint8Array; version: number; sizeBytes: number }
+export interface Extent { offset: number; length: number }
+export interface VersionInfo {
+  version: number; sizeBytes: number; kind: string; baseVersion: number; sessionId: number; fh: number; commitTimeMs: number; mtimeMs: number;
+  changedExtents: Extent[]; conflict: boolean; lostToVersion: number; overwroteVersion: number;
+}
+export interface ConflictCopyInfo {
+  copy: number; baseVersion: number; lostToVersion: number; sizeBytes: number; sessionId: number; fh: number; commitTimeMs: number; changedExtents: Extent[];
+}
+export interface GetVersionRequest { caller: Caller | null; handle: number; version: number }
+export interface GetVersionReply extends ErrnoFields { info?: VersionInfo | null; content: Uint8Array }
+export interface ListVersionsRequest { caller: Caller | null; handle: number; fromVersion: number; limit: number }
+export interface ListVersionsReply extends ErrnoFields { versions: VersionInfo[]; nextFromVersion: number }
+export interface GetConflictCopyRequest { caller: Caller | null; handle: number; copy: number }
+export interface GetConflictCopyReply extends ErrnoFields { info?: ConflictCopyInfo | null; content: Uint8Array }
 
 const root = protobuf.loadSync(protoPath('metaserver.proto'));
 
@@ -87,6 +113,13 @@ export const metaService = {
   Rename: method<RenameRequest, Reply>('Rename', 'RenameRequest', 'Reply'),
   SetXattr: method<SetXattrRequest, Reply>('SetXattr', 'SetXattrRequest', 'Reply'),
   RemoveXattr: method<RemoveXattrRequest, Reply>('RemoveXattr', 'RemoveXattrRequest', 'Reply'),
+  ReadFh: method<ReadFhRequest, ReadFhReply>('ReadFh', 'ReadFhRequest', 'ReadFhReply'),
+  GetVersion: method<GetVersionRequest, GetVersionReply>('GetVersion', 'GetVersionRequest', 'GetVersionReply'),
+  ListVersions: method<ListVersionsRequest, ListVersionsReply>('ListVersions', 'ListVersionsRequest', 'ListVersionsReply'),
+  GetConflictCopy: method<GetConflictCopyRequest, GetConflictCopyReply>('GetConflictCopy', 'GetConflictCopyRequest', 'GetConflictCopyReply'),
+  Open: method<OpenRequest, OpenReply>('Open', 'OpenRequest', 'OpenReply'),
+  Release: method<ReleaseRequest, Reply>('Release', 'ReleaseRequest', 'Reply'),
+  CommitVersion: method<CommitVersionRequest, CommitVersionReply>('CommitVersion', 'CommitVersionRequest', 'CommitVersionReply'),
 } satisfies grpc.ServiceDefinition;
 
 export type MetaMethod = keyof typeof metaService;

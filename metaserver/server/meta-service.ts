@@ -16,15 +16,21 @@ import { NotLeaderError, ProposalRejectedError } from '../../raft/core/types';
 import { RaftLogger } from '../../raft/node/node-logger';
 import { NodeOverloadedError, NodeStoppedError, ProposalDroppedError, RaftTimeoutError } from '../../raft/node/pending';
 import { RaftNode } from '../../raft/node/raft-node';
-import { Result } from '../rules/errno';
+import { INLINE_LIMIT_BYTES } from '../rules/commit';
+import { Errno, Result } from '../rules/errno';
 import { checkXattrValue } from '../rules/names';
 import { Caller as RuleCaller } from '../rules/permissions';
 import { Command, MutationBody, TimeSpec as StateTimeSpec, encodeCommand } from '../state/commands';
+import { CommitRejected, CommitResult, OpenResult } from '../state/fh-ops';
 import { CommandResult, MetaStateMachine, OpenSessionResult, SESSION_EXPIRED_ERRNO } from '../state/meta-state-machine';
+import { MAX_VERSIONS_LISTED, ConflictCopyInfo as StateConflictCopyInfo, VersionInfo as StateVersionInfo } from '../state/queries';
 import { Attrs } from '../state/records';
 import { MalformedRequest, isMalformedRequest } from '../../proto/grpc-method';
 import * as p from './meta-proto';
-import { MAX_CLIENT_NAME_CHARS, RequestError, optionalUint, requireCaller, requireHeader, requireId, requireString, requireUint, sessionTtlMs } from './request-checks';
+import {
+  MAX_CLIENT_NAME_CHARS, MAX_READ_LENGTH_BYTES, RequestError, inlineBytesOf, optionalUint, requireCaller, requireHeader, requireId, requirePolicy, requireString,
+  requireUint, requireWritten, sessionTtlMs,
+} from './request-checks';
 import { SessionTracker } from './sessions';
 
 export interface MetaServiceOptions {
@@ -65,6 +71,20 @@ function failureFields(result: Result<unknown>): p.Reply {
 function attrOf(attrs: Attrs): p.Attr {
   return { ...attrs };
 }
+
+function versionInfoOf(info: StateVersionInfo): p.VersionInfo {
+  return {
+    version: info.version, sizeBytes: info.sizeBytes, kind: info.kind, baseVersion: info.baseVersion, sessionId: info.sessionId, fh: info.fh ?? 0,
+    commitTimeMs: info.commitTimeMs, mtimeMs: info.mtimeMs, changedExtents: info.changedExtents.map((e) => ({ offset: e.offset, length: e.length })),
+    conflict: info.conflict, lostToVersion: info.lostToVersion ?? 0, overwroteVersion: info.overwroteVersion ?? 0,
+  };
+}
+
+function conflictCopyInfoOf(info: StateConflictCopyInfo): p.ConflictCopyInfo {
+  return { ...info, changedExtents: info.changedExtents.map((e) => ({ offset: e.offset, length: e.length })) };
+}
+
+const NO_COMMIT = { kind: '', version: 0, sizeBytes: 0, conflictVersion: 0, conflictCopy: 0, headVersion: 0 };
 
 function timeSpec(field: string, spec: p.TimeSpec | null): StateTimeSpec | undefined {
   if (!spec) return undefined;
@@ -332,6 +352,82 @@ export class MetaService {
       RemoveXattr: async (r: p.RemoveXattrRequest) => failureFields(await this.mutate(r.header, {
         op: 'removexattr', handle: requireId('handle', r.handle), name: requireString('name', r.name),
       })),
+      ReadFh: async (r: p.ReadFhRequest): Promise<p.ReadFhReply> => {
+        const fh = requireId('fh', r.fh);
+        const offset = requireUint('offset', r.offset);
+        const length = requireUint('length', r.length, MAX_READ_LENGTH_BYTES);
+        const sessionId = requireUint('session_id', r.sessionId);
+        await this.linearizable();
+        const result = await q.readThroughFh(fh, sessionId === 0 ? undefined : sessionId);
+        if (!result.ok) return { errno: result.errno, message: result.message, data: new Uint8Array(), version: 0, sizeBytes: 0 };
+        const { info, bytes } = result.value;
+        const start = Math.min(offset, bytes.byteLength);
+        return { errno: 0, message: '', data: bytes.subarray(start, Math.min(bytes.byteLength, start + length)), version: info.version, sizeBytes: info.sizeBytes };
+      },
+      GetVersion: async (r: p.GetVersionRequest): Promise<p.GetVersionReply> => {
+        const c = caller(r.caller);
+        const handle = requireId('handle', r.handle);
+        const version = requireId('version', r.version);
+        await this.linearizable();
+        const result = await q.getVersion(c, handle, version);
+        if (!result.ok) return { errno: result.errno, message: result.message, info: null, content: new Uint8Array() };
+        return { errno: 0, message: '', info: versionInfoOf(result.value.info), content: result.value.bytes };
+      },
+      ListVersions: async (r: p.ListVersionsRequest): Promise<p.ListVersionsReply> => {
+        const c = caller(r.caller);
+        const handle = requireId('handle', r.handle);
+        const fromVersion = requireUint('from_version', r.fromVersion) || 1;
+        const pageSize = Math.min(requireUint('limit', r.limit, 0xffffffff) || MAX_VERSIONS_LISTED, MAX_VERSIONS_LISTED);
+        await this.linearizable();
+        const result = await q.listVersions(c, handle, fromVersion, pageSize);
+        if (!result.ok) return { errno: result.errno, message: result.message, versions: [], nextFromVersion: 0 };
+        const versions = result.value.map(versionInfoOf);
+        // Versions are numbered by key order, so the next page starts after the last one listed.
+        const nextFromVersion = versions.length === pageSize ? versions[versions.length - 1].version + 1 : 0;
+        return { errno: 0, message: '', versions, nextFromVersion };
+      },
+      GetConflictCopy: async (r: p.GetConflictCopyRequest): Promise<p.GetConflictCopyReply> => {
+        const c = caller(r.caller);
+        const handle = requireId('handle', r.handle);
+        const copy = requireId('copy', r.copy);
+        await this.linearizable();
+        const result = await q.getConflictCopy(c, handle, copy);
+        if (!result.ok) return { errno: result.errno, message: result.message, info: null, content: new Uint8Array() };
+        return { errno: 0, message: '', info: conflictCopyInfoOf(result.value.info), content: result.value.bytes };
+      },
+      Open: async (r: p.OpenRequest): Promise<p.OpenReply> => {
+        const handle = requireId('handle', r.handle);
+        const result = await this.mutate(r.header, { op: 'open', handle, read: r.read === true, write: r.write === true, append: r.append === true });
+        if (!result.ok) return { ...failureFields(result), fh: 0, version: 0, sizeBytes: 0, attr: null };
+        const opened = result.value as OpenResult;
+        // The open has applied on this member (propose resolved), so these attrs are at least as new as it.
+        const attrs = await q.getattr(handle);
+        return { ...failureFields(result), fh: opened.fh, version: opened.version, sizeBytes: opened.sizeBytes, attr: attrs.ok ? attrOf(attrs.value) : null };
+      },
+      Release: async (r: p.ReleaseRequest) => failureFields(await this.mutate(r.header, { op: 'release', fh: requireId('fh', r.fh) })),
+      CommitVersion: async (r: p.CommitVersionRequest): Promise<p.CommitVersionReply> => {
+        requireHeader(r.header);
+        const fh = requireId('fh', r.fh);
+        const baseVersion = requireId('base_version', r.baseVersion);
+        const newSize = requireUint('new_size', r.newSize);
+        const policy = requirePolicy(r.policy);
+        const written = requireWritten(r.written);
+        // Over the inline limit is a POSIX answer no state can change (as SetXattr's E2BIG): not proposed, and never near the command size cap.
+        const carriedBytes = inlineBytesOf(r.written);
+        if (carriedBytes > INLINE_LIMIT_BYTES) {
+          return { errno: Errno.EFBIG, message: `a commit carries at most ${INLINE_LIMIT_BYTES} bytes of inline content, this one ${carriedBytes}; block content is not supported yet`, sessionError: '', ...NO_COMMIT };
+        }
+        const result = await this.mutate(r.header, { op: 'commitVersion', fh, baseVersion, written, newSize, policy });
+        if (!result.ok) {
+          const rejected = result as Partial<CommitRejected>;
+          return { ...failureFields(result), ...NO_COMMIT, conflictCopy: rejected.conflictCopy ?? 0, headVersion: rejected.headVersion ?? 0 };
+        }
+        const committed = result.value as CommitResult;
+        return {
+          ...failureFields(result), ...NO_COMMIT, kind: committed.kind, version: committed.version, sizeBytes: committed.sizeBytes,
+          conflictVersion: committed.conflictVersion ?? 0,
+        };
+      },
     };
   }
 

@@ -8,12 +8,15 @@
  * requests.
  */
 import { Caller as RuleCaller, checkCaller } from '../rules/permissions';
-import { MAX_SESSION_TTL_MS } from '../state/commands';
-import { Caller, Header } from './meta-proto';
+import { ConflictPolicy as RuleConflictPolicy } from '../rules/commit';
+import { MAX_SESSION_TTL_MS, MAX_WRITTEN_RANGES, WrittenRange as StateWrittenRange } from '../state/commands';
+import { Caller, ConflictPolicy, Header, WrittenRange } from './meta-proto';
 
 /** Strings longer than this cannot be decoded from a command (state/commands.ts), so they are refused here. */
 export const MAX_REQUEST_STRING_CHARS = 8192;
 export const MAX_CLIENT_NAME_CHARS = 256;
+/** The most bytes one ReadFh answers (a gRPC message is 4 MiB at most by default; headroom for the reply's other fields). */
+export const MAX_READ_LENGTH_BYTES = 4 * 1024 * 1024 - 64 * 1024;
 
 export class RequestError extends Error {
   readonly code = 'INVALID_ARGUMENT';
@@ -66,4 +69,36 @@ export function sessionTtlMs(requested: number, defaultTtlMs: number, maxTtlMs: 
   if (maxTtlMs > MAX_SESSION_TTL_MS) throw new Error(`max session TTL ${maxTtlMs} ms exceeds the state machine's ${MAX_SESSION_TTL_MS} ms`);
   if (requested === 0) return defaultTtlMs;
   return requireUint('ttl_ms', requested, maxTtlMs) || defaultTtlMs;
+}
+
+/**
+ * A commit's written ranges as the command carries them. Each range holds
+ * bytes at a non-negative safe offset whose end is a safe integer; the count
+ * is the command decoder's cap. The total size is not checked here: over the
+ * inline limit is a POSIX answer (EFBIG), see inlineBytesOf.
+ */
+export function requireWritten(ranges: WrittenRange[] | null | undefined): StateWrittenRange[] {
+  const list = ranges ?? [];
+  if (!Array.isArray(list)) throw new RequestError('written must be a list');
+  if (list.length > MAX_WRITTEN_RANGES) throw new RequestError(`written holds ${list.length} ranges, more than ${MAX_WRITTEN_RANGES}`);
+  return list.map((range, i) => {
+    const offset = requireUint(`written[${i}].offset`, range.offset);
+    const data = range.data instanceof Uint8Array ? range.data : new Uint8Array();
+    if (data.byteLength === 0) throw new RequestError(`written[${i}].data is empty (a range carries at least one byte)`);
+    if (offset + data.byteLength > Number.MAX_SAFE_INTEGER) throw new RequestError(`written[${i}] ends beyond 2^53-1`);
+    return { offset, dataBase64: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') };
+  });
+}
+
+/** The bytes a commit request carries in all (before any check, so an oversized one is answered without encoding it). */
+export function inlineBytesOf(ranges: WrittenRange[] | null | undefined): number {
+  let total = 0;
+  for (const range of ranges ?? []) total += range.data instanceof Uint8Array ? range.data.byteLength : 0;
+  return total;
+}
+
+export function requirePolicy(value: number): RuleConflictPolicy {
+  if (value === ConflictPolicy.LWW) return 'lww';
+  if (value === ConflictPolicy.REJECT) return 'reject';
+  throw new RequestError(`policy ${String(value)} is neither LWW (0) nor REJECT (1)`);
 }

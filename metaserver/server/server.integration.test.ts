@@ -1,8 +1,9 @@
 /**
  * Three real metadata server processes (dist/metaserver/server/server-main.js)
  * on 127.0.0.1: sessions, mutations and reads through gRPC, NOT_LEADER
- * redirects, follower reads, malformed requests, and an exactly-once retry
- * across a leader kill. Run `npx tsc -p .` first.
+ * redirects, follower reads, malformed requests, fhs and versions (close-to-open
+ * visibility, rebase, REJECT's conflict copy), and exactly-once retries across
+ * leader kills. Run `npx tsc -p .` first.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -230,6 +231,141 @@ describe('a 3-member metadata server cluster of real processes', () => {
     const l = await leader();
     expect((await call<p.KeepAliveRequest, p.KeepAliveReply>(l.client!, 'KeepAlive', { sessionId: shortId })).reply).toMatchObject({ errno: Errno.ENOTCONN, sessionError: 'SESSION_EXPIRED' });
   }, 10_000);
+
+  // ---- open file handles and versions (two sessions of their own, A and B, with the longest TTL) ----
+
+  const fhSessions = { a: 0, b: 0, seqA: 0, seqB: 0 };
+  const hA = (seq = ++fhSessions.seqA): p.Header => ({ sessionId: fhSessions.a, sequence: seq, caller: CALLER });
+  const hB = (seq = ++fhSessions.seqB): p.Header => ({ sessionId: fhSessions.b, sequence: seq, caller: CALLER });
+  const bytes = (text: string) => Buffer.from(text);
+  const text = (data: Uint8Array | undefined) => Buffer.from(data ?? new Uint8Array()).toString();
+  let versioned = { handle: 0, fhA: 0, fhB: 0 };
+
+  async function openFh(h: p.Header, handle: number, write: boolean): Promise<p.OpenReply> {
+    const opened = await onLeader<p.OpenRequest, p.OpenReply>('Open', { header: h, handle, read: true, write, append: false });
+    expect(opened.error).toBeUndefined();
+    return opened.reply!;
+  }
+
+  function commit(h: p.Header, fh: number, baseVersion: number, written: Array<[number, string]>, newSize: number, policy: number = p.ConflictPolicy.LWW) {
+    const request: p.CommitVersionRequest = { header: h, fh, baseVersion, written: written.map(([offset, data]) => ({ offset, data: bytes(data) })), newSize, policy };
+    return onLeader<p.CommitVersionRequest, p.CommitVersionReply>('CommitVersion', request);
+  }
+
+  it('close-to-open: what one session commits through its fh, another session\'s later open reads back on a follower', async () => {
+    for (const key of ['a', 'b'] as const) {
+      const opened = await onLeader<p.OpenSessionRequest, p.OpenSessionReply>('OpenSession', { ttlMs: 60_000, clientName: `fh-${key}` });
+      expect(opened.reply!.errno).toBe(0);
+      fhSessions[key] = opened.reply!.sessionId;
+    }
+    const created = await onLeader<p.CreateRequest, p.EntryReply>('Create', { header: hA(), parent: ROOT, name: 'versioned.txt', mode: 0o644, exclusive: true });
+    const handle = created.reply!.attr!.handle;
+    const fhA = await openFh(hA(), handle, true);
+    expect(fhA).toMatchObject({ errno: 0, version: 1, sizeBytes: 0, attr: { handle, type: 'reg' } });
+    const committed = await commit(hA(), fhA.fh, 1, [[0, '........']], 8);
+    expect(committed.reply).toMatchObject({ errno: 0, kind: 'fast-forward', version: 2, sizeBytes: 8 });
+    const fhB = await openFh(hB(), handle, true);
+    expect(fhB).toMatchObject({ errno: 0, version: 2, sizeBytes: 8, attr: { sizeBytes: 8 } });
+    const l = await leader();
+    const follower = members.find((m) => m !== l && m.child)!;
+    const read = await call<p.ReadFhRequest, p.ReadFhReply>(follower.client!, 'ReadFh', { fh: fhB.fh, offset: 0, length: 100, sessionId: fhSessions.b });
+    expect(read.reply).toMatchObject({ errno: 0, version: 2, sizeBytes: 8 });
+    expect(text(read.reply!.data)).toBe('........');
+    const part = await call<p.ReadFhRequest, p.ReadFhReply>(follower.client!, 'ReadFh', { fh: fhB.fh, offset: 6, length: 10, sessionId: 0 });
+    expect(text(part.reply!.data)).toBe('..');
+    const otherSession = await call<p.ReadFhRequest, p.ReadFhReply>(follower.client!, 'ReadFh', { fh: fhB.fh, offset: 0, length: 1, sessionId: fhSessions.a });
+    expect(otherSession.reply!.errno).toBe(Errno.EBADF);
+    versioned = { handle, fhA: fhA.fh, fhB: fhB.fh };
+  });
+
+  it('two sessions committing disjoint ranges both land (the second rebases), and ListVersions pages a gap-free history', async () => {
+    const { handle, fhA, fhB } = versioned;
+    expect((await commit(hA(), fhA, 2, [[0, 'AA']], 8)).reply).toMatchObject({ errno: 0, kind: 'fast-forward', version: 3 });
+    expect((await commit(hB(), fhB, 2, [[6, 'BB']], 8)).reply).toMatchObject({ errno: 0, kind: 'rebase', version: 4, sizeBytes: 8 });
+    const l = await leader();
+    const head = await call<p.GetVersionRequest, p.GetVersionReply>(l.client!, 'GetVersion', { caller: CALLER, handle, version: 4 });
+    expect(text(head.reply!.content)).toBe('AA....BB');
+    expect(head.reply!.info).toMatchObject({ version: 4, kind: 'rebase', baseVersion: 2, sessionId: fhSessions.b, fh: fhB });
+    const first = await call<p.ListVersionsRequest, p.ListVersionsReply>(l.client!, 'ListVersions', { caller: CALLER, handle, fromVersion: 0, limit: 2 });
+    expect(first.reply!.versions.map((v) => [v.version, v.kind])).toEqual([[1, 'create'], [2, 'fast-forward']]);
+    expect(first.reply!.nextFromVersion).toBe(3);
+    const rest = await call<p.ListVersionsRequest, p.ListVersionsReply>(l.client!, 'ListVersions', { caller: CALLER, handle, fromVersion: 3, limit: 0 });
+    expect(rest.reply!.versions.map((v) => [v.version, v.kind])).toEqual([[3, 'fast-forward'], [4, 'rebase']]);
+    expect(rest.reply!.nextFromVersion).toBe(0);
+    expect((await call<p.GetVersionRequest, p.GetVersionReply>(l.client!, 'GetVersion', { caller: CALLER, handle, version: 9 })).reply!.errno).toBe(Errno.ENOENT);
+  });
+
+  it('REJECT answers EBUSY with a readable conflict copy and leaves the head; LWW then wins and marks the old head conflict', async () => {
+    const { handle, fhA } = versioned;
+    // A's fh is on version 3; B's version 4 changed bytes 6..8 since.
+    const rejected = await commit(hA(), fhA, 3, [[6, 'CC']], 8, p.ConflictPolicy.REJECT);
+    expect(rejected.reply).toMatchObject({ errno: Errno.EBUSY, sessionError: '', conflictCopy: 1, headVersion: 4, kind: '' });
+    const l = await leader();
+    const copy = await call<p.GetConflictCopyRequest, p.GetConflictCopyReply>(l.client!, 'GetConflictCopy', { caller: CALLER, handle, copy: 1 });
+    expect(copy.reply).toMatchObject({ errno: 0, info: { copy: 1, baseVersion: 3, lostToVersion: 4, sizeBytes: 8, fh: fhA } });
+    expect(text(copy.reply!.content)).toBe('AA....CC');
+    expect((await call<p.GetAttrRequest, p.AttrReply>(l.client!, 'GetAttr', { handle, generation: 0 })).reply!.attr!.sizeBytes).toBe(8);
+    const won = await commit(hA(), fhA, 3, [[6, 'DD']], 8);
+    expect(won.reply).toMatchObject({ errno: 0, kind: 'conflict-lww', version: 5, conflictVersion: 4 });
+    const old = await call<p.GetVersionRequest, p.GetVersionReply>(l.client!, 'GetVersion', { caller: CALLER, handle, version: 4 });
+    expect(old.reply!.info).toMatchObject({ conflict: true, lostToVersion: 5 });
+    const nothing = await commit(hA(), fhA, 5, [], 8);
+    expect(nothing.reply).toMatchObject({ errno: 0, kind: 'no-change', version: 5 });
+  });
+
+  it('answers malformed fh and version requests with INVALID_ARGUMENT naming the field, and oversized content with EFBIG', async () => {
+    const { handle, fhA } = versioned;
+    const l = await leader();
+    const c = l.client!;
+    const noHeader = await call<Partial<p.OpenRequest>, p.OpenReply>(c, 'Open', { handle, read: true });
+    expect(noHeader.error?.details).toMatch(/^header is missing/);
+    const zeroFh = await call<p.ReadFhRequest, p.ReadFhReply>(c, 'ReadFh', { fh: 0, offset: 0, length: 1, sessionId: 0 });
+    expect(zeroFh.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(zeroFh.error!.details).toMatch(/^fh must be/);
+    const longRead = await call<p.ReadFhRequest, p.ReadFhReply>(c, 'ReadFh', { fh: fhA, offset: 0, length: 5 * 1024 * 1024, sessionId: 0 });
+    expect(longRead.error?.details).toMatch(/^length must be/);
+    const negative = await call<p.CommitVersionRequest, p.CommitVersionReply>(c, 'CommitVersion', { header: hA(), fh: fhA, baseVersion: 5, written: [{ offset: -1, data: bytes('x') }], newSize: 8, policy: 0 });
+    expect(negative.error?.details).toMatch(/^written\[0\]\.offset must be/);
+    const empty = await call<p.CommitVersionRequest, p.CommitVersionReply>(c, 'CommitVersion', { header: hA(), fh: fhA, baseVersion: 5, written: [{ offset: 0, data: new Uint8Array() }], newSize: 8, policy: 0 });
+    expect(empty.error?.details).toMatch(/^written\[0\]\.data is empty/);
+    const policy = await call<p.CommitVersionRequest, p.CommitVersionReply>(c, 'CommitVersion', { header: hA(), fh: fhA, baseVersion: 5, written: [], newSize: 8, policy: 7 });
+    expect(policy.error?.details).toMatch(/^policy 7/);
+    const zeroVersion = await call<p.GetVersionRequest, p.GetVersionReply>(c, 'GetVersion', { caller: CALLER, handle, version: 0 });
+    expect(zeroVersion.error?.details).toMatch(/^version must be/);
+    const tooMuch = await call<p.CommitVersionRequest, p.CommitVersionReply>(c, 'CommitVersion', { header: hA(), fh: fhA, baseVersion: 5, written: [{ offset: 0, data: Buffer.alloc(4_097) }], newSize: 4_097, policy: 0 });
+    expect(tooMuch.reply).toMatchObject({ errno: Errno.EFBIG, version: 0 });
+    const tooLarge = await call<p.CommitVersionRequest, p.CommitVersionReply>(c, 'CommitVersion', { header: hA(), fh: fhA, baseVersion: 5, written: [], newSize: 5_000, policy: 0 });
+    expect(tooLarge.reply).toMatchObject({ errno: Errno.EFBIG, sessionError: '' });
+    const notOpen = await call<p.ReadFhRequest, p.ReadFhReply>(c, 'ReadFh', { fh: 999_999, offset: 0, length: 1, sessionId: 0 });
+    expect(notOpen.reply!.errno).toBe(Errno.EBADF);
+  });
+
+  it('after kill -9 of the leader, a retried CommitVersion with the same (session, sequence) returns the original answer and makes one version', async () => {
+    const { handle, fhA, fhB } = versioned;
+    const l = await leader();
+    const retryHeader = hA();
+    const first = await commit(retryHeader, fhA, 5, [[0, 'ZZ']], 8);
+    expect(first.reply).toMatchObject({ errno: 0, kind: 'fast-forward', version: 6 });
+    l.child!.kill('SIGKILL');
+    l.child = undefined;
+    const retried = await commit(retryHeader, fhA, 5, [[0, 'ZZ']], 8);
+    expect(retried.error).toBeUndefined();
+    expect(retried.reply).toEqual(first.reply);
+    const released = await onLeader<p.ReleaseRequest, p.Reply>('Release', { header: hB(), fh: fhB });
+    expect(released.reply).toMatchObject({ errno: 0 });
+    const survivor = members.find((m) => m.child)!;
+    const history = await call<p.ListVersionsRequest, p.ListVersionsReply>(survivor.client!, 'ListVersions', { caller: CALLER, handle, fromVersion: 1, limit: 0 });
+    expect(history.reply!.versions.map((v) => v.version)).toEqual([1, 2, 3, 4, 5, 6]);
+    const read = await call<p.ReadFhRequest, p.ReadFhReply>(survivor.client!, 'ReadFh', { fh: fhA, offset: 0, length: 8, sessionId: fhSessions.a });
+    expect(text(read.reply!.data)).toBe('ZZ....DD');
+    expect((await call<p.ReadFhRequest, p.ReadFhReply>(survivor.client!, 'ReadFh', { fh: fhB, offset: 0, length: 8, sessionId: 0 })).reply!.errno).toBe(Errno.EBADF);
+    // Bring the member back so the tests below still have three; the main session gets a fresh TTL on the new leader.
+    await start(l);
+    l.client!.close();
+    l.client = new p.MetaGrpcClient(l.clientAddress, grpc.credentials.createInsecure()) as unknown as Client;
+    const kept = await onLeader<p.KeepAliveRequest, p.KeepAliveReply>('KeepAlive', { sessionId });
+    expect(kept.reply).toMatchObject({ errno: 0 });
+  }, 20_000);
 
   it('after kill -9 of the leader, a retried create with the same (session, sequence) returns the original answer', async () => {
     const l = await leader();
