@@ -2,22 +2,34 @@
  * The `handlefs` command line. Owns argument dispatch and exit codes only;
  * each subcommand lives with the part it belongs to.
  */
-import { runLocalCluster } from '../deploy/local-cluster';
+import { runClusterCommand } from '../deploy/cluster-command';
+import { runMetaServer } from '../metaserver/server/server-main';
 
 const USAGE = `usage: handlefs <command> [options]
 
 commands:
-  local [--data DIR] [--base-port N] [--members 3]
-        run a local cluster of real processes on 127.0.0.1 (Raft over gRPC, LevelDB under DIR,
-        default ./.handlefs-local) with the replicated key-value demo machine; Ctrl-C stops it
+  cluster up [--data DIR] [--base-port 7400] [--members 3]
+        start a local metadata cluster of detached processes on 127.0.0.1 (data, pid files and
+        logs under DIR, default ./.handlefs-cluster; Raft on base+1.., client API on base+101..,
+        /status on base+201..); waits for a leader and prints the client addresses
+  cluster down [--data DIR]
+        SIGTERM every member (a leader hands leadership over first) and wait for the exits
+  cluster status [--data DIR] [--json]
+        each member's role, term, commit/applied index and leader; exits 0 only when healthy
+  server --id ID --listen HOST:PORT --client-listen HOST:PORT --data DIR --peers ID=HOST:PORT,... [...]
+        run one metadata server in the foreground (run it without flags to see them all)
   help  show this text
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'local':
-      return runLocalCluster(rest);
+    case 'cluster':
+      return runClusterCommand(rest);
+    case 'server':
+      // Runs until SIGTERM/SIGINT; it exits the process itself (0 after a graceful stop, 1/2/70 on failures).
+      runMetaServer(rest);
+      return 0;
     case undefined:
     case 'help':
     case '--help':

@@ -54,7 +54,7 @@ async function run(config: MetaServerConfig): Promise<void> {
     fail(EXIT_START_FAILED, `could not listen on --client-listen ${config.clientListenAddress}: ${(error as Error).message}`);
   }
   service.start();
-  const metrics = raftConfig.metricsListenAddress ? await listenMetrics(raftConfig.metricsListenAddress, registry) : undefined;
+  const metrics = raftConfig.metricsListenAddress ? await listenMetrics(raftConfig.metricsListenAddress, registry, () => node.status()) : undefined;
 
   stopOnSignals(logger, fail, async () => {
     service.stop();
@@ -67,10 +67,14 @@ async function run(config: MetaServerConfig): Promise<void> {
   announceReady({ id: raftConfig.id, raftAddress: raftConfig.listenAddress, clientPort });
 }
 
-function main(): void {
+/**
+ * Parses argv (the flags only, no program name) and starts the server; the
+ * process then runs until SIGTERM/SIGINT. `handlefs server` calls this too.
+ */
+export function runMetaServer(argv: readonly string[]): void {
   let config: MetaServerConfig;
   try {
-    config = parseMetaServerArgs(process.argv.slice(2));
+    config = parseMetaServerArgs(argv);
   } catch (error) {
     if (error instanceof ServerConfigError) fail(EXIT_BAD_CONFIG, error.message);
     throw error;
@@ -78,4 +82,5 @@ function main(): void {
   run(config).catch((error: Error) => fail(EXIT_START_FAILED, error.stack ?? error.message));
 }
 
-main();
+// Run as `node dist/metaserver/server/server-main.js ...`; imported (by bin/cli.ts) it waits to be called.
+if (require.main === module) runMetaServer(process.argv.slice(2));

@@ -4,7 +4,8 @@
  * with a GrpcTransport, stop gracefully on SIGTERM/SIGINT within a deadline,
  * announce readiness on stdout, and exit with the agreed codes
  * (2 = bad configuration, 1 = failed to start, 70 = fatal at run time,
- * 0 = stopped by a signal after handing leadership over).
+ * 0 = stopped by a signal after handing leadership over), and the HTTP port
+ * (/metrics, /healthz, /readyz, /status) operators and `handlefs cluster` poll.
  * Owns process wiring only; must never hold Raft or application logic.
  */
 import * as http from 'node:http';
@@ -14,7 +15,7 @@ import { LevelRaftStorage } from '../storage/level-storage';
 import { GrpcTransport } from '../transport/grpc-transport';
 import { StateMachine } from './interfaces';
 import { RaftLogger, stderrLogger } from './node-logger';
-import { RaftNode } from './raft-node';
+import { RaftNode, RaftNodeStatus } from './raft-node';
 import { ServerConfig } from './server-config';
 
 export const EXIT_BAD_CONFIG = 2;
@@ -115,20 +116,90 @@ export function announceReady(fields: { id: string; raftAddress: string; clientP
   process.stdout.write(JSON.stringify({ event: 'ready', ...fields, pid: process.pid }) + '\n');
 }
 
-/** Serves the registry's metrics as Prometheus text on http://address/metrics. */
-export function listenMetrics(address: string, registry: Registry): Promise<http.Server> {
+/** What /status reports: enough for an operator or a script to see who leads and how far each member got. */
+export interface MemberStatusJson {
+  id: string;
+  role: string;
+  term: number;
+  leaderId: string;
+  leaderAddress: string;
+  members: { id: string; address: string; role: string }[];
+  commitIndex: number;
+  appliedIndex: number;
+  pid: number;
+}
+
+export function memberStatusJson(status: RaftNodeStatus): MemberStatusJson {
+  return {
+    id: status.id,
+    role: status.role,
+    term: status.term,
+    leaderId: status.leaderId,
+    leaderAddress: status.leaderAddress,
+    members: status.membership.members.map((m) => ({ id: m.id, address: m.address, role: m.role })),
+    commitIndex: status.commit,
+    appliedIndex: status.appliedIndex,
+    pid: process.pid,
+  };
+}
+
+/**
+ * Ready = the member knows a leader and has applied everything it knows to be
+ * committed, so a read it serves is not behind its own knowledge.
+ */
+export function isReady(status: RaftNodeStatus): boolean {
+  return status.leaderId !== '' && status.appliedIndex >= status.commit;
+}
+
+function sendJson(response: http.ServerResponse, code: number, body: unknown): void {
+  response.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
+}
+
+/**
+ * Serves on http://address: /metrics (the registry as Prometheus text),
+ * /healthz (200 while the process runs) and, given the node's status,
+ * /readyz (200 when isReady, else 503) and /status (MemberStatusJson).
+ */
+export function listenMetrics(address: string, registry: Registry, status?: () => RaftNodeStatus): Promise<http.Server> {
   const separator = address.lastIndexOf(':');
   const host = address.slice(0, separator).replace(/^\[|\]$/g, '');
   const port = Number(address.slice(separator + 1));
   const server = http.createServer((request, response) => {
-    if (request.url !== '/metrics') {
-      response.writeHead(404).end();
+    const route = (request.url ?? '').split('?')[0];
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    registry.metrics().then(
-      (text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (error: Error) => response.writeHead(500).end(error.message),
-    );
+    switch (route) {
+      case '/metrics':
+        registry.metrics().then(
+          (text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text),
+          (error: Error) => response.writeHead(500).end(error.message),
+        );
+        return;
+      case '/healthz':
+        sendJson(response, 200, { ok: true });
+        return;
+      case '/readyz':
+      case '/status': {
+        if (!status) break;
+        let current: RaftNodeStatus;
+        try {
+          current = status();
+        } catch (error) {
+          // A node that cannot report (e.g. stopped) is not ready; the process stays up to finish its stop.
+          sendJson(response, 503, { ready: false, error: (error as Error).message });
+          return;
+        }
+        if (route === '/status') sendJson(response, 200, memberStatusJson(current));
+        else {
+          const ready = isReady(current);
+          sendJson(response, ready ? 200 : 503, { ready, leaderId: current.leaderId, commitIndex: current.commit, appliedIndex: current.appliedIndex });
+        }
+        return;
+      }
+    }
+    response.writeHead(404).end();
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -1,9 +1,12 @@
 /**
- * Runs a kvtest cluster as real child processes (dist/raft/node/server-main.js)
+ * Runs a cluster of member processes (by default the kvtest server,
+ * dist/raft/node/server-main.js; any member-process entry via `entryScript`)
  * on loopback with LevelDB folders in a temp dir, for the integration test and
- * the bench. Owns spawning, readiness, kill -9 / SIGTERM and cleanup; must
- * never leave a child running (killAll on every exit path) and never reach
- * beyond 127.0.0.1.
+ * the bench. Owns the members' layout (ids, addresses, data folders), their
+ * command lines, spawning, readiness, kill -9 / SIGTERM and cleanup; must
+ * never leave a child it spawned running (killAll on every exit path) and
+ * never reach beyond 127.0.0.1. (deploy/'s `handlefs cluster up` reuses the
+ * layout and command lines but spawns detached members itself.)
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -65,6 +68,8 @@ export interface ProcessMember {
   id: string;
   raftAddress: string;
   clientAddress: string;
+  /** /metrics, /healthz, /readyz, /status (--metrics-listen), when the cluster was created with httpPorts. */
+  httpAddress?: string;
   dataDir: string;
   child?: ChildProcess;
   /** The last lines of the child's stderr, for failure reports (bounded). */
@@ -75,6 +80,10 @@ export interface ProcessMember {
 
 export interface ProcessClusterOptions {
   size: number;
+  /** The compiled member entry to run (default: serverMainPath(), the kvtest server). */
+  entryScript?: string;
+  /** Give each member an HTTP port (--metrics-listen): basePort+200+i, or a free port. */
+  httpPorts?: boolean;
   tickMs: number;
   electionTicks: number;
   extraArgs?: string[];
@@ -83,7 +92,7 @@ export interface ProcessClusterOptions {
   readyTimeoutMs?: number;
   /** Keep the members' data here (kept across runs, never deleted) instead of a fresh temp folder. */
   dataRoot?: string;
-  /** Fixed ports, so a kept cluster restarts at the same addresses: raft at basePort+i, client API at basePort+100+i. */
+  /** Fixed ports, so a kept cluster restarts at the same addresses: raft at basePort+i, client API at basePort+100+i, HTTP at basePort+200+i. */
   basePort?: number;
 }
 
@@ -115,6 +124,7 @@ export class ProcessCluster {
         id,
         raftAddress: `127.0.0.1:${base === undefined ? await freePort() : base + i}`,
         clientAddress: `127.0.0.1:${base === undefined ? await freePort() : base + 100 + i}`,
+        httpAddress: options.httpPorts ? `127.0.0.1:${base === undefined ? await freePort() : base + 200 + i}` : undefined,
         dataDir: path.join(cluster.root, id),
         stderrTail: [],
         logCounts: new Map(),
@@ -137,15 +147,27 @@ export class ProcessCluster {
     return Object.fromEntries(this.members.map((m) => [m.id, m.clientAddress]));
   }
 
+  /** `--clients id=host:port,...` (every member's client API), as the metadata server takes it. */
+  get clientsArg(): string {
+    return this.members.map((m) => `${m.id}=${m.clientAddress}`).join(',');
+  }
+
+  /** The arguments after `node` that run member `id`. */
+  commandLine(id: string): string[] {
+    const member = this.member(id);
+    return [
+      ...(this.options.nodeArgs ?? []), this.options.entryScript ?? serverMainPath(), '--id', id, '--listen', member.raftAddress, '--data', member.dataDir, '--peers', this.peersArg,
+      '--client-listen', member.clientAddress, '--tick-ms', String(this.options.tickMs), '--election-ticks', String(this.options.electionTicks),
+      ...(member.httpAddress ? ['--metrics-listen', member.httpAddress] : []),
+      ...(this.options.extraArgs ?? []),
+    ];
+  }
+
   /** Spawns the member and resolves once it printed its ready line. */
   start(id: string): Promise<void> {
     const member = this.member(id);
     if (member.child) throw new Error(`${id} is already running`);
-    const args = [
-      ...(this.options.nodeArgs ?? []), serverMainPath(), '--id', id, '--listen', member.raftAddress, '--data', member.dataDir, '--peers', this.peersArg,
-      '--client-listen', member.clientAddress, '--tick-ms', String(this.options.tickMs), '--election-ticks', String(this.options.electionTicks),
-      ...(this.options.extraArgs ?? []),
-    ];
+    const args = this.commandLine(id);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     member.child = child;
     live.add(child);
