@@ -10,12 +10,10 @@
  *     [--ceiling-seconds 3] [--json] [--server-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  */
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ClassicLevel } from 'classic-level';
 import { KvTestClient } from '../raft/node/kvtest-client';
+import { CLOCK_TICKS_PER_SECOND, cpuTicks, machineBusyTicks, measureLevelDbCeiling, percentile, round3 } from './bench-measures';
 import { ProcessCluster } from '../raft/node/process-cluster';
 
 interface BenchOptions {
@@ -83,68 +81,6 @@ function parseArgs(argv: string[]): BenchOptions {
   }
   for (const c of options.concurrencies) if (c > MAX_CONCURRENCY) throw new Error(`--concurrency ${c} exceeds ${MAX_CONCURRENCY}`);
   return options;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/** The ceiling: what this disk does with batched synchronous LevelDB writes alone. */
-async function measureCeiling(seconds: number, batchPuts: number, valueBytes: number): Promise<{ entriesPerSecond: number; batchesPerSecond: number; batchLatencyP50Ms: number }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'raft-bench-ceiling-'));
-  const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  try {
-    await db.open();
-    const value = randomBytes(valueBytes);
-    const latencies: number[] = [];
-    let entries = 0;
-    const startedAt = performance.now();
-    const endAt = startedAt + seconds * 1000;
-    let key = 0;
-    while (performance.now() < endAt) {
-      const ops = [];
-      for (let i = 0; i < batchPuts; i++) {
-        const k = Buffer.alloc(8);
-        k.writeBigUInt64BE(BigInt(key++));
-        ops.push({ type: 'put' as const, key: k, value });
-      }
-      const t0 = performance.now();
-      await db.batch(ops, { sync: true });
-      latencies.push(performance.now() - t0);
-      entries += batchPuts;
-    }
-    const elapsedSeconds = (performance.now() - startedAt) / 1000;
-    latencies.sort((a, b) => a - b);
-    return { entriesPerSecond: entries / elapsedSeconds, batchesPerSecond: latencies.length / elapsedSeconds, batchLatencyP50Ms: latencies[Math.floor(latencies.length / 2)] };
-  } finally {
-    await db.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** utime+stime of a process in clock ticks, from /proc (Linux). */
-function cpuTicks(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** Busy clock ticks of the whole machine (all cores), from /proc/stat. */
-function machineBusyTicks(): number {
-  try {
-    const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const idle = fields[3] + fields[4];
-    return fields.reduce((a, b) => a + b, 0) - idle;
-  } catch {
-    return 0;
-  }
 }
 
 async function runPhase(
@@ -228,16 +164,13 @@ async function runPhase(
   return result;
 }
 
-function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const log = (line: string) => { if (!options.json) process.stdout.write(line + '\n'); };
 
   log(`ceiling: classic-level batches of ${options.ceilingBatchPuts} × ${options.valueBytes} B puts with {sync: true} for ${options.ceilingSeconds} s in ${os.tmpdir()} ...`);
-  const ceiling = await measureCeiling(options.ceilingSeconds, options.ceilingBatchPuts, options.valueBytes);
+  const ceiling = await measureLevelDbCeiling(options.ceilingSeconds, options.ceilingBatchPuts, options.valueBytes);
   log(`  ${Math.round(ceiling.entriesPerSecond)} entries/s (${Math.round(ceiling.batchesPerSecond)} sync batches/s, batch p50 ${ceiling.batchLatencyP50Ms.toFixed(3)} ms)`);
 
   const cluster = await ProcessCluster.create({ size: 3, tickMs: 50, electionTicks: 10, nodeArgs: options.serverNodeArgs, extraArgs: options.serverArgs });

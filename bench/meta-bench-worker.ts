@@ -1,0 +1,238 @@
+/**
+ * One load-generating process of the metadata bench (bench/meta-bench.ts forks
+ * it with --worker): its own gRPC client, one session per in-flight slot (the
+ * state machine remembers only the last (sequence, result) per session, so a
+ * session never has two mutations in flight), KeepAlive every TTL/3, and the
+ * create or getattr loop, driven by the parent over IPC (ready → start →
+ * measure → stop → result). Owns the calls and the per-slot sequences; must
+ * never talk to anything but the members it was given.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import * as p from '../metaserver/server/meta-proto';
+
+export type PhaseKind = 'create' | 'getattr';
+
+export interface WorkerConfig {
+  kind: PhaseKind;
+  slots: number;
+  valueBytes: number;
+  /** Made under the root by this worker; its files go there. */
+  directoryName: string;
+  memberAddresses: string[];
+  leaderAddress: string;
+}
+
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'failed'; error: string }
+  | { type: 'result'; ops: number; errors: number; lastError: string; measuredMs: number; latenciesBase64: string };
+
+type ParentMessage = { type: 'start' } | { type: 'measure' } | { type: 'stop' };
+type Client = InstanceType<typeof p.MetaGrpcClient>;
+type Unary<Req, Res> = (request: Req, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply?: Res) => void) => void;
+
+const ROOT_HANDLE = 1;
+const CALLER: p.Caller = { uid: 0, gid: 0, groups: [] };
+const CALL_DEADLINE_MS = 5_000;
+/** Redirects and retries per call before it counts as an error. */
+const MAX_ATTEMPTS = 50;
+const RETRY_PAUSE_MS = 20;
+/** Latency samples kept per worker (a few MB over IPC at most). */
+const MAX_LATENCY_SAMPLES = 500_000;
+/** Files each getattr worker makes to read (per slot, bounded). */
+const GETATTR_FILES_PER_SLOT = 8;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class CallError extends Error {}
+
+/** A client that calls the leader, following FAILED_PRECONDITION hints (handlefs-leader-address) and retrying UNAVAILABLE/DEADLINE_EXCEEDED. */
+export class MetaBenchClient {
+  private readonly clients = new Map<string, Client>();
+  leaderAddress: string;
+
+  constructor(private readonly memberAddresses: string[], leaderGuess: string) {
+    this.leaderAddress = leaderGuess;
+  }
+
+  private client(address: string): Client {
+    let client = this.clients.get(address);
+    if (!client) {
+      client = new p.MetaGrpcClient(address, grpc.credentials.createInsecure()) as unknown as Client;
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  private once<Req, Res>(method: p.MetaMethod, request: Req): Promise<Res> {
+    const client = this.client(this.leaderAddress);
+    const fn = (client as unknown as Record<string, Unary<Req, Res>>)[method];
+    return new Promise((resolve, reject) => {
+      fn.call(client, request, { deadline: Date.now() + CALL_DEADLINE_MS }, (error, reply) => (error ? reject(error) : resolve(reply as Res)));
+    });
+  }
+
+  /** The same request (same session and sequence, so exactly once) until an answer, at most MAX_ATTEMPTS times. */
+  async call<Req, Res>(method: p.MetaMethod, request: Req): Promise<Res> {
+    let last = '';
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        return await this.once<Req, Res>(method, request);
+      } catch (caught) {
+        const error = caught as grpc.ServiceError;
+        last = `${method}: ${error.code} ${error.details ?? error.message}`;
+        if (error.code === grpc.status.FAILED_PRECONDITION) {
+          const hint = String(error.metadata?.get(p.LEADER_ADDRESS_METADATA)[0] ?? '');
+          if (hint && hint !== this.leaderAddress && this.memberAddresses.includes(hint)) {
+            this.leaderAddress = hint;
+            continue;
+          }
+          this.leaderAddress = this.memberAddresses[(this.memberAddresses.indexOf(this.leaderAddress) + 1) % this.memberAddresses.length];
+        } else if (error.code !== grpc.status.UNAVAILABLE && error.code !== grpc.status.DEADLINE_EXCEEDED && error.code !== grpc.status.RESOURCE_EXHAUSTED) {
+          throw new CallError(last);
+        }
+        await sleep(RETRY_PAUSE_MS);
+      }
+    }
+    throw new CallError(`${last} (gave up after ${MAX_ATTEMPTS} attempts)`);
+  }
+
+  async openSession(name: string): Promise<{ sessionId: number; ttlMs: number }> {
+    const reply = await this.call<p.OpenSessionRequest, p.OpenSessionReply>('OpenSession', { ttlMs: 0, clientName: name });
+    if (reply.errno !== 0) throw new CallError(`OpenSession: errno ${reply.errno} ${reply.message}`);
+    return { sessionId: reply.sessionId, ttlMs: reply.ttlMs };
+  }
+
+  async closeSession(sessionId: number, sequence: number): Promise<void> {
+    await this.call<p.CloseSessionRequest, p.Reply>('CloseSession', { header: { sessionId, sequence, caller: CALLER } });
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}
+
+/** One in-flight slot: its own session and sequence. */
+interface Slot { sessionId: number; sequence: number; made: number }
+
+function checked<T extends p.ErrnoFields & { sessionError?: string }>(method: string, reply: T): T {
+  if (reply.errno !== 0) throw new CallError(`${method}: errno ${reply.errno} ${reply.sessionError ? `(${reply.sessionError}) ` : ''}${reply.message}`);
+  return reply;
+}
+
+export function runWorker(config: WorkerConfig): void {
+  /** Resolves once the message left (so a disconnect right after cannot drop it). */
+  const send = (message: WorkerMessage) => new Promise<void>((resolve) => { if (process.send) process.send(message, undefined, {}, () => resolve()); else resolve(); });
+  const client = new MetaBenchClient(config.memberAddresses, config.leaderAddress);
+  const value = randomBytes(config.valueBytes);
+  const latencies = new Float64Array(MAX_LATENCY_SAMPLES);
+  const files: number[] = [];
+  let samples = 0;
+  let ops = 0;
+  let errors = 0;
+  let lastError = '';
+  let running = false;
+  let measuring = false;
+  let measureStartedAt = 0;
+  let measuredMs = 0;
+  let directory = 0;
+  let keepAliveTimer: NodeJS.Timeout | undefined;
+  const slots: Slot[] = [];
+  const header = (slot: Slot): p.Header => ({ sessionId: slot.sessionId, sequence: ++slot.sequence, caller: CALLER });
+
+  const createCycle = async (slot: Slot, index: number): Promise<number> => {
+    const name = `f${index}-${slot.made++}`;
+    const created = checked('Create', await client.call<p.CreateRequest, p.EntryReply>('Create', { header: header(slot), parent: directory, name, mode: 0o644, exclusive: true }));
+    const handle = created.attr!.handle;
+    const opened = checked('Open', await client.call<p.OpenRequest, p.OpenReply>('Open', { header: header(slot), handle, read: false, write: true, append: false }));
+    checked('CommitVersion', await client.call<p.CommitVersionRequest, p.CommitVersionReply>('CommitVersion', {
+      header: header(slot), fh: opened.fh, baseVersion: opened.version, written: [{ offset: 0, data: value }], newSize: value.length, policy: p.ConflictPolicy.LWW,
+    }));
+    checked('Release', await client.call<p.ReleaseRequest, p.Reply>('Release', { header: header(slot), fh: opened.fh }));
+    return handle;
+  };
+
+  const loop = async (slot: Slot, index: number): Promise<void> => {
+    let next = index;
+    while (running) {
+      const t0 = performance.now();
+      try {
+        if (config.kind === 'create') {
+          await createCycle(slot, index);
+        } else {
+          next = (next + 1 + index) % files.length;
+          checked('GetAttr', await client.call<p.GetAttrRequest, p.AttrReply>('GetAttr', { handle: files[next], generation: 0 }));
+        }
+      } catch (error) {
+        errors++;
+        lastError = (error as Error).message;
+        await sleep(RETRY_PAUSE_MS);
+        continue;
+      }
+      if (!measuring) continue;
+      ops++;
+      if (samples < MAX_LATENCY_SAMPLES) latencies[samples++] = performance.now() - t0;
+    }
+  };
+
+  const prepare = async (): Promise<void> => {
+    for (let i = 0; i < config.slots; i++) {
+      const { sessionId, ttlMs } = await client.openSession(`meta-bench-${config.directoryName}-${i}`);
+      slots.push({ sessionId, sequence: 0, made: 0 });
+      if (i === 0) {
+        // KeepAlive is the only thing that resets a TTL; every TTL/3 keeps a slow round from losing a session.
+        keepAliveTimer = setInterval(() => {
+          for (const slot of slots) client.call<p.KeepAliveRequest, p.KeepAliveReply>('KeepAlive', { sessionId: slot.sessionId }).catch(() => { errors++; });
+        }, Math.max(100, Math.floor(ttlMs / 3)));
+      }
+    }
+    const made = checked('Mkdir', await client.call<p.MkdirRequest, p.EntryReply>('Mkdir', { header: header(slots[0]), parent: ROOT_HANDLE, name: config.directoryName, mode: 0o755 }));
+    directory = made.attr!.handle;
+    if (config.kind === 'getattr') {
+      await Promise.all(slots.map(async (slot, index) => {
+        for (let f = 0; f < GETATTR_FILES_PER_SLOT; f++) files.push(await createCycle(slot, index));
+      }));
+    }
+  };
+
+  const finish = async (): Promise<void> => {
+    running = false;
+    if (measuring) measuredMs = performance.now() - measureStartedAt;
+    measuring = false;
+    await Promise.all(workers);
+    if (keepAliveTimer) clearInterval(keepAliveTimer);
+    // Closing the sessions keeps the cluster's session table from growing across phases; a failure here is not the bench's concern.
+    await Promise.all(slots.map((slot) => client.closeSession(slot.sessionId, ++slot.sequence).catch(() => {})));
+    const copy = Buffer.from(latencies.buffer, 0, samples * Float64Array.BYTES_PER_ELEMENT);
+    await send({ type: 'result', ops, errors, lastError, measuredMs, latenciesBase64: copy.toString('base64') });
+    client.close();
+    process.disconnect?.();
+  };
+
+  let workers: Promise<void>[] = [];
+  process.on('message', (message: ParentMessage) => {
+    if (message.type === 'start') {
+      running = true;
+      workers = slots.map((slot, index) => loop(slot, index));
+    } else if (message.type === 'measure') {
+      measuring = true;
+      measureStartedAt = performance.now();
+    } else if (message.type === 'stop') {
+      void finish();
+    }
+  });
+  // The parent's death must not leave this process behind.
+  process.on('disconnect', () => {
+    running = false;
+    if (keepAliveTimer) clearInterval(keepAliveTimer);
+    setTimeout(() => process.exit(0), 2_000).unref();
+  });
+  prepare().then(() => send({ type: 'ready' }), async (error: Error) => {
+    await send({ type: 'failed', error: error.message });
+    client.close();
+    process.disconnect?.();
+  });
+}
