@@ -217,11 +217,7 @@ async function main(): Promise<void> {
   log(`  ${Math.round(ceiling.entriesPerSecond)} entries/s (${Math.round(ceiling.batchesPerSecond)} sync batches/s, batch p50 ${ceiling.batchLatencyP50Ms.toFixed(3)} ms);` +
     ` a create cycle is 4 Raft entries, so ≤ ${Math.round(ceiling.entriesPerSecond / 4)} cycles/s at this batching`);
 
-  // The metaserver needs every member's client address (--clients) for its leader hints; they are known only once
-  // create() picked the ports, and ProcessCluster reads extraArgs at spawn time, so the array is filled in after.
-  const extraArgs: string[] = [];
-  const cluster = await ProcessCluster.create({ size: 3, tickMs: 50, electionTicks: 10, entryScript: metaServerMainPath(), nodeArgs: options.serverNodeArgs, extraArgs });
-  extraArgs.push('--clients', cluster.clientsArg);
+  const cluster = await ProcessCluster.create({ size: 3, tickMs: 50, electionTicks: 10, entryScript: metaServerMainPath(), nodeArgs: options.serverNodeArgs, passClientAddresses: true });
   const cleanUp = () => { void cluster.destroy(); };
   process.once('SIGINT', cleanUp);
   const results: PhaseResult[] = [];

@@ -117,6 +117,7 @@ async function clusterOf(root: string, layout: SavedLayout, needEntry: boolean):
     basePort: layout.basePort,
     dataRoot: root,
     httpPorts: true,
+    passClientAddresses: true,
     tickMs: TICK_MS,
     electionTicks: ELECTION_TICKS,
     // Only `up` runs members; the others need the layout alone.
@@ -244,7 +245,7 @@ async function up(options: ClusterOptions): Promise<number> {
     const log = fs.openSync(logFile(options.dataRoot, member.id), 'a');
     fs.writeSync(log, `--- handlefs cluster up ${new Date().toISOString()}\n`);
     // Detached with its output in the log: the member is no child of this command once it exits.
-    const child = spawn(process.execPath, [...cluster.commandLine(member.id), '--clients', cluster.clientsArg], { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, cluster.commandLine(member.id), { detached: true, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     if (child.pid === undefined) {
       exited.push(member.id);

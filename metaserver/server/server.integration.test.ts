@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
-import { freePort } from '../../raft/node/process-cluster';
+import { assertDistIsFresh, freePort } from '../../raft/node/process-cluster';
 import { Errno } from '../rules/errno';
 import * as p from './meta-proto';
 
@@ -24,19 +24,6 @@ const CALLER: p.Caller = { uid: 0, gid: 0, groups: [] };
 type Client = InstanceType<typeof p.MetaGrpcClient>;
 interface Member { id: string; raftAddress: string; clientAddress: string; dataDir: string; child?: ChildProcess; client?: Client }
 type Outcome<Res> = { reply: Res; error?: undefined } | { reply?: undefined; error: grpc.ServiceError };
-
-/** Child processes run dist/: refuse stale output of the folders server-main is built from. */
-function assertDistFresh(): void {
-  const stale: string[] = [];
-  for (const folder of ['metaserver/server', 'metaserver/state', 'metaserver/rules', 'raft/node', 'raft/core']) {
-    for (const name of fs.readdirSync(path.join(REPO, folder))) {
-      if (!name.endsWith('.ts') || name.endsWith('.test.ts')) continue;
-      const compiled = path.join(REPO, 'dist', folder, name.replace(/\.ts$/, '.js'));
-      if (!fs.existsSync(compiled) || fs.statSync(compiled).mtimeMs < fs.statSync(path.join(REPO, folder, name)).mtimeMs) stale.push(`${folder}/${name}`);
-    }
-  }
-  if (stale.length > 0) throw new Error(`dist/ is older than ${stale.slice(0, 3).join(', ')}: run \`npx tsc -p .\` first`);
-}
 
 function call<Req, Res>(client: Client, method: p.MetaMethod, request: Req): Promise<Outcome<Res>> {
   const fn = (client as unknown as Record<string, (r: Req, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method];
@@ -101,7 +88,7 @@ describe('a 3-member metadata server cluster of real processes', () => {
   }
 
   beforeAll(async () => {
-    assertDistFresh();
+    assertDistIsFresh(['metaserver/server', 'metaserver/state', 'metaserver/rules', 'raft/core', 'raft/node', 'raft/storage', 'raft/transport']);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'metaserver-it-'));
     for (const id of ['m1', 'm2', 'm3']) {
       members.push({ id, raftAddress: `127.0.0.1:${await freePort()}`, clientAddress: `127.0.0.1:${await freePort()}`, dataDir: path.join(tmp, id) });

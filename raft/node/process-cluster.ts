@@ -32,7 +32,7 @@ export function serverMainPath(): string {
  * non-test .ts that server-main is built from (raft/core, node, storage,
  * transport) must be older than its dist/ counterpart.
  */
-export function assertDistIsFresh(): void {
+export function assertDistIsFresh(folders: string[] = ['raft/core', 'raft/node', 'raft/storage', 'raft/transport']): void {
   const distMain = serverMainPath();
   const repoRoot = path.resolve(path.dirname(distMain), '..', '..', '..');
   const stale: string[] = [];
@@ -49,7 +49,7 @@ export function assertDistIsFresh(): void {
       }
     }
   };
-  for (const folder of ['core', 'node', 'storage', 'transport']) walk(path.join(repoRoot, 'raft', folder));
+  for (const folder of folders) walk(path.join(repoRoot, folder));
   if (stale.length > 0) throw new Error(`dist/ is older than ${stale.slice(0, 5).join(', ')}${stale.length > 5 ? ` and ${stale.length - 5} more` : ''}: run \`npx tsc -p .\` first`);
 }
 
@@ -87,6 +87,8 @@ export interface ProcessClusterOptions {
   tickMs: number;
   electionTicks: number;
   extraArgs?: string[];
+  /** Pass every member's client API address as `--clients id=host:port,...` (the metadata server's leader hints need them). */
+  passClientAddresses?: boolean;
   /** Arguments for node itself, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   nodeArgs?: string[];
   readyTimeoutMs?: number;
@@ -159,6 +161,7 @@ export class ProcessCluster {
       ...(this.options.nodeArgs ?? []), this.options.entryScript ?? serverMainPath(), '--id', id, '--listen', member.raftAddress, '--data', member.dataDir, '--peers', this.peersArg,
       '--client-listen', member.clientAddress, '--tick-ms', String(this.options.tickMs), '--election-ticks', String(this.options.electionTicks),
       ...(member.httpAddress ? ['--metrics-listen', member.httpAddress] : []),
+      ...(this.options.passClientAddresses ? ['--clients', this.clientsArg] : []),
       ...(this.options.extraArgs ?? []),
     ];
   }
