@@ -27,6 +27,7 @@ import { Command, MutationCommand, decodeCommand } from './commands';
 import { commitVersion, keepsWrites, openFh, releaseFh, releaseSessionFhs } from './fh-ops';
 import { createEntry, link, rename, rmdir, unlink } from './namespace-ops';
 import { Overlay, Scope } from './overlay';
+import { RecordCache } from './record-cache';
 import { MetaQueries } from './queries';
 import { APPLIED_KEY, Inode, ROOT_HANDLE, Session, decodeRecord, encodeRecord, isStateKey, sessionKey } from './records';
 
@@ -62,8 +63,11 @@ export class MetaStateMachine implements StateMachine {
   private rootExists = false;
   readonly query: MetaQueries;
 
+  private readonly cache: RecordCache;
+
   private constructor(private readonly keyspace: LevelKeyspace, readonly dataDir: string) {
-    this.query = new MetaQueries(keyspace.db);
+    this.cache = new RecordCache(keyspace.db);
+    this.query = new MetaQueries(keyspace.db, this.cache);
   }
 
   static async open(dataDir: string): Promise<MetaStateMachine> {
@@ -76,8 +80,8 @@ export class MetaStateMachine implements StateMachine {
 
   async apply(entries: Entry[]): Promise<unknown[]> {
     let createdRoot = false;
+    const overlay = new Overlay(this.cache);
     const results = await this.keyspace.applyEntries(entries, async (batch) => {
-      const overlay = new Overlay(this.keyspace.db);
       createdRoot = await this.ensureRoot(overlay);
       const results: unknown[] = [];
       for (const entry of entries) {
@@ -86,6 +90,7 @@ export class MetaStateMachine implements StateMachine {
       overlay.writeTo(batch);
       return results;
     });
+    this.cache.committed(overlay.writes());
     if (createdRoot) this.rootExists = true;
     return results;
   }
@@ -122,7 +127,7 @@ export class MetaStateMachine implements StateMachine {
     if (command.sequence < session.lastSequence) {
       return sessionFailure('STALE_SEQUENCE', `sequence ${command.sequence} is below session ${session.id}'s last applied sequence ${session.lastSequence}`);
     }
-    const scope = new Scope(new Overlay(this.keyspace.db, overlay));
+    const scope = new Scope(new Overlay(this.cache, overlay));
     const result = await this.mutation(scope, command, entry.index);
     // A rejected commit is a failure whose conflict copy is still kept.
     const kept = keepsWrites(result);
@@ -207,7 +212,9 @@ export class MetaStateMachine implements StateMachine {
 
   /** Replaces everything with the snapshot's keys and sets the applied index, in one synchronous batch. */
   async restore(snapshot: Snapshot): Promise<void> {
+    this.cache.clear();
     await this.keyspace.restore(snapshot);
+    this.cache.clear();
     this.rootExists = false;
   }
 

@@ -14,20 +14,25 @@ const MAX_OVERLAY_KEYS = 1_000_000;
 
 type Db = ClassicLevel<Buffer, Uint8Array>;
 
+/** Where the bottom overlay reads committed records from (record-cache.ts in the machine). */
+export interface PointReader {
+  get(key: Buffer): Promise<Uint8Array | undefined>;
+}
+
 export class Overlay {
   /** hex key → value, or null for a delete. */
-  private readonly writes = new Map<string, Uint8Array | null>();
+  private readonly writesByKey = new Map<string, Uint8Array | null>();
 
   constructor(
-    private readonly db: Db,
+    private readonly reader: PointReader,
     private readonly below?: Overlay,
   ) {}
 
   async get(key: Buffer): Promise<Uint8Array | undefined> {
     const hex = key.toString('hex');
-    if (this.writes.has(hex)) return this.writes.get(hex) ?? undefined;
+    if (this.writesByKey.has(hex)) return this.writesByKey.get(hex) ?? undefined;
     if (this.below) return this.below.get(key);
-    return this.db.get(key);
+    return this.reader.get(key);
   }
 
   put(key: Buffer, value: Uint8Array): void {
@@ -41,13 +46,18 @@ export class Overlay {
   /** Moves this overlay's writes into the one below it (the command succeeded). */
   mergeDown(): void {
     if (!this.below) throw new Error('metastate: mergeDown on the bottom overlay');
-    for (const [hex, value] of this.writes) this.below.set(hex, value);
-    this.writes.clear();
+    for (const [hex, value] of this.writesByKey) this.below.set(hex, value);
+    this.writesByKey.clear();
+  }
+
+  /** hex key → value (null = deleted): what the batch wrote, for the record cache once it is durable. */
+  writes(): IterableIterator<[string, Uint8Array | null]> {
+    return this.writesByKey.entries();
   }
 
   /** Adds every write to a LevelDB chained batch. */
   writeTo(batch: ReturnType<Db['batch']>): void {
-    for (const [hex, value] of this.writes) {
+    for (const [hex, value] of this.writesByKey) {
       const key = Buffer.from(hex, 'hex');
       if (value === null) batch.del(key);
       else batch.put(key, value);
@@ -55,8 +65,8 @@ export class Overlay {
   }
 
   private set(hex: string, value: Uint8Array | null): void {
-    if (this.writes.size >= MAX_OVERLAY_KEYS && !this.writes.has(hex)) throw new Error(`metastate: one apply batch wrote more than ${MAX_OVERLAY_KEYS} keys`);
-    this.writes.set(hex, value);
+    if (this.writesByKey.size >= MAX_OVERLAY_KEYS && !this.writesByKey.has(hex)) throw new Error(`metastate: one apply batch wrote more than ${MAX_OVERLAY_KEYS} keys`);
+    this.writesByKey.set(hex, value);
   }
 }
 

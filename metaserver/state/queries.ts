@@ -5,6 +5,7 @@
  * read began. Must never write: a query changes nothing, not even atime.
  */
 import { ClassicLevel } from 'classic-level';
+import { PointReader } from './overlay';
 import { Errno, Result, fail, ok } from '../rules/errno';
 import { FileType } from '../rules/modes';
 import { checkName, checkXattrName } from '../rules/names';
@@ -56,11 +57,12 @@ function bytesOf(record: { inlineBase64: string }): Uint8Array {
 }
 
 export class MetaQueries {
-  constructor(private readonly db: Db) {}
+  /** Point reads go through the machine's record cache; ranges read LevelDB. */
+  constructor(private readonly db: Db, private readonly records: PointReader) {}
 
   private async inode(handle: number): Promise<Inode | undefined> {
     if (!Number.isSafeInteger(handle) || handle < 1) return undefined;
-    const bytes = await this.db.get(inodeKey(handle));
+    const bytes = await this.records.get(inodeKey(handle));
     return bytes ? decodeRecord<Inode>(bytes, 'inode') : undefined;
   }
 
@@ -84,7 +86,7 @@ export class MetaQueries {
     if (!dir.ok) return dir;
     const allowed = mayLookup(caller, dir.value);
     if (!allowed.ok) return allowed;
-    const bytes = await this.db.get(direntKey(parent, checked.value));
+    const bytes = await this.records.get(direntKey(parent, checked.value));
     if (!bytes) return fail(Errno.ENOENT, `no entry ${JSON.stringify(checked.value)} in directory ${parent}`);
     const child = await this.inode(decodeDirent(bytes).handle);
     if (!child) throw new Error(`metastate: entry ${checked.value} in ${parent} names a missing handle`);
@@ -132,7 +134,7 @@ export class MetaQueries {
     if (!checked.ok) return checked;
     const allowed = mayAccessXattr(caller, inode.value, checked.value.namespace, R_OK);
     if (!allowed.ok) return allowed;
-    const value = inode.value.xattrs.includes(checked.value.name) ? await this.db.get(xattrKey(handle, checked.value.name)) : undefined;
+    const value = inode.value.xattrs.includes(checked.value.name) ? await this.records.get(xattrKey(handle, checked.value.name)) : undefined;
     if (!value) return fail(Errno.ENODATA, `no attribute ${JSON.stringify(checked.value.name)}`);
     return ok(value);
   }
@@ -160,7 +162,7 @@ export class MetaQueries {
     const inode = await this.readable(caller, handle);
     if (!inode.ok) return inode;
     if (!Number.isSafeInteger(version) || version < 1) return fail(Errno.EINVAL, `version ${String(version)} is not a version number (they start at 1)`);
-    const bytes = await this.db.get(versionKey(handle, version));
+    const bytes = await this.records.get(versionKey(handle, version));
     if (!bytes) return fail(Errno.ENOENT, `handle ${handle} has no version ${version} (head is ${inode.value.headVersion})`);
     const record = decodeRecord<VersionRecord>(bytes, 'version');
     return ok({ info: infoOf(record), bytes: bytesOf(record) });
@@ -181,7 +183,7 @@ export class MetaQueries {
     const inode = await this.readable(caller, handle);
     if (!inode.ok) return inode;
     if (!Number.isSafeInteger(copy) || copy < 1) return fail(Errno.EINVAL, `conflict copy ${String(copy)} is not a copy number (they start at 1)`);
-    const bytes = await this.db.get(conflictCopyKey(handle, copy));
+    const bytes = await this.records.get(conflictCopyKey(handle, copy));
     if (!bytes) return fail(Errno.ENOENT, `handle ${handle} has no conflict copy ${copy}`);
     const record = decodeRecord<ConflictCopyRecord>(bytes, 'conflict copy');
     return ok({ info: infoOf(record), bytes: bytesOf(record) });
@@ -198,7 +200,7 @@ export class MetaQueries {
   /** An open fh; EBADF when it is not open, or (given a session) open in another session. */
   async getFh(fh: number, sessionId?: number): Promise<Result<FhRecord>> {
     if (!Number.isSafeInteger(fh) || fh < 1) return fail(Errno.EBADF, `fh ${String(fh)} is not an fh id`);
-    const bytes = await this.db.get(fhKey(fh));
+    const bytes = await this.records.get(fhKey(fh));
     if (!bytes) return fail(Errno.EBADF, `fh ${fh} is not open`);
     const record = decodeRecord<FhRecord>(bytes, 'fh');
     if (sessionId !== undefined && record.sessionId !== sessionId) return fail(Errno.EBADF, `fh ${fh} belongs to session ${record.sessionId}, not ${sessionId}`);
@@ -214,7 +216,7 @@ export class MetaQueries {
     const record = await this.getFh(fh, sessionId);
     if (!record.ok) return record;
     if (!record.value.flags.read) return fail(Errno.EBADF, `fh ${fh} was opened write-only`);
-    const bytes = await this.db.get(versionKey(record.value.handle, record.value.pinnedVersion));
+    const bytes = await this.records.get(versionKey(record.value.handle, record.value.pinnedVersion));
     if (!bytes) throw new Error(`metastate: fh ${fh} pins version ${record.value.pinnedVersion} of handle ${record.value.handle}, which is missing`);
     const version = decodeRecord<VersionRecord>(bytes, 'version');
     return ok({ info: infoOf(version), bytes: bytesOf(version) });
@@ -222,12 +224,12 @@ export class MetaQueries {
 
   /** Open fhs over all sessions. */
   async fhsOpen(): Promise<number> {
-    const bytes = await this.db.get(COUNTERS_KEY);
+    const bytes = await this.records.get(COUNTERS_KEY);
     return bytes ? (decodeRecord<Counters>(bytes, 'counters').fhsOpen ?? 0) : 0;
   }
 
   async statfs(): Promise<Statfs> {
-    const bytes = await this.db.get(COUNTERS_KEY);
+    const bytes = await this.records.get(COUNTERS_KEY);
     const counters = bytes ? decodeRecord<Counters>(bytes, 'counters') : { nextHandle: 1, inodesInUse: 0, sessionsOpen: 0 };
     return { inodesInUse: counters.inodesInUse, nextHandle: counters.nextHandle, sessionsOpen: counters.sessionsOpen };
   }
