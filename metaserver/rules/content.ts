@@ -67,7 +67,8 @@ export interface InlineSources {
   readonly newSize: number;
 }
 
-function copyPlacements(placements: readonly Placement[], size: number, head: Uint8Array, fh: Uint8Array): Result<Uint8Array> {
+/** The bytes placements take from inline head and fh content (all sources in memory). */
+export function copyPlacements(placements: readonly Placement[], size: number, head: Uint8Array, fh: Uint8Array): Result<Uint8Array> {
   const problem = placementsProblem(placements, size);
   if (problem !== undefined) return fail(Errno.EINVAL, `placements: ${problem}`);
   const out = new Uint8Array(size);

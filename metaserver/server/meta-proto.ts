@@ -16,7 +16,7 @@ export const LEADER_ID_METADATA = 'handlefs-leader-id';
 export const LEADER_ADDRESS_METADATA = 'handlefs-leader-address';
 
 export interface Caller { uid: number; gid: number; groups: number[] }
-export interface Header { sessionId: number; sequence: number; caller: Caller | null }
+export interface Header { sessionId: number; sequence: number; firstUnacked?: number; caller: Caller | null }
 export interface Attr {
   handle: number; generation: number; type: string; mode: number; uid: number; gid: number; nlink: number;
   sizeBytes: number; atimeMs: number; mtimeMs: number; ctimeMs: number; rdev: number;
@@ -24,7 +24,9 @@ export interface Attr {
 export interface ErrnoFields { errno: number; message: string }
 export interface Reply extends ErrnoFields { sessionError: string }
 export interface AttrReply extends Reply { attr?: Attr | null }
-export interface EntryReply extends AttrReply { created: boolean }
+export interface OpenedFh { fh: number; version: number; sizeBytes: number }
+export interface OpenFlags { read: boolean; write: boolean; append: boolean }
+export interface EntryReply extends AttrReply { created: boolean; opened?: OpenedFh | null }
 export interface OpenSessionRequest { ttlMs: number; clientName: string }
 export interface OpenSessionReply extends ErrnoFields { sessionId: number; ttlMs: number }
 export interface KeepAliveRequest { sessionId: number }
@@ -49,7 +51,7 @@ export interface SetAttrRequest {
   atime: TimeSpec | null; mtime: TimeSpec | null;
 }
 export interface MkdirRequest { header: Header | null; parent: number; name: string; mode: number; umask?: number }
-export interface CreateRequest extends MkdirRequest { exclusive: boolean }
+export interface CreateRequest extends MkdirRequest { exclusive: boolean; open?: OpenFlags | null }
 export interface MknodRequest extends MkdirRequest { fileType: string; rdev: number }
 export interface SymlinkRequest { header: Header | null; parent: number; name: string; target: string }
 export interface LinkRequest { header: Header | null; handle: number; newParent: number; newName: string }

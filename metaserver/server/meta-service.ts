@@ -144,7 +144,7 @@ export class MetaService {
       if (nowMs - this.lastExpiryScanMs < this.options.expiryIntervalMs) return;
       this.lastExpiryScanMs = nowMs;
       for (const sessionId of this.tracker.expiredAt(this.options.monotonicMs(), this.options.maxExpiriesPerRound)) {
-        await this.node.propose(encodeCommand({ op: 'expireSession', sessionId }), { timeoutMs: this.options.requestTimeoutMs });
+        await this.node.propose(encodeCommand({ op: 'expireSession', sessionId, nowMs: this.options.wallClockMs() }), { timeoutMs: this.options.requestTimeoutMs });
         this.tracker.forget(sessionId);
         this.options.logger.info('session expired', { sessionId });
       }
@@ -217,8 +217,9 @@ export class MetaService {
   }
 
   private entryReply(result: CommandResult): p.EntryReply {
-    const value = result.ok ? (result.value as { attrs: Attrs; created?: boolean }) : undefined;
-    return { ...failureFields(result), attr: value ? attrOf(value.attrs) : null, created: value?.created ?? false };
+    const value = result.ok ? (result.value as { attrs: Attrs; created?: boolean; open?: OpenResult }) : undefined;
+    const opened = value?.open ? { fh: value.open.fh, version: value.open.version, sizeBytes: value.open.sizeBytes } : null;
+    return { ...failureFields(result), attr: value ? attrOf(value.attrs) : null, created: value?.created ?? false, opened };
   }
 
   private handlers(): Handlers {
@@ -318,6 +319,7 @@ export class MetaService {
       })),
       Create: async (r: p.CreateRequest) => this.entryReply(await this.mutate(r.header, {
         op: 'create', parent: requireId('parent', r.parent), name: requireString('name', r.name), mode: requireUint('mode', r.mode), umask: optionalUint('umask', r.umask), exclusive: r.exclusive === true,
+        ...(r.open ? { open: { read: r.open.read === true, write: r.open.write === true, append: r.open.append === true } } : {}),
       })),
       Mknod: async (r: p.MknodRequest) => {
         if (!MKNOD_TYPES.has(r.fileType)) throw new RequestError(`file_type ${JSON.stringify(String(r.fileType).slice(0, 32))} is not reg, fifo, sock, chr or blk`);

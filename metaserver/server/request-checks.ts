@@ -52,14 +52,19 @@ export function requireCaller(field: string, caller: Caller | null | undefined):
 export interface CheckedHeader {
   sessionId: number;
   sequence: number;
+  firstUnacked?: number;
   caller: RuleCaller;
 }
 
 export function requireHeader(header: Header | null | undefined): CheckedHeader {
   if (!header) throw new RequestError('header is missing (every mutation carries session_id, sequence and caller)');
+  const sequence = requireId('header.sequence', header.sequence);
+  const firstUnacked = requireUint('header.first_unacked', header.firstUnacked ?? 0);
+  if (firstUnacked > sequence) throw new RequestError(`header.first_unacked ${firstUnacked} is above header.sequence ${sequence}`);
   return {
     sessionId: requireId('header.session_id', header.sessionId),
-    sequence: requireId('header.sequence', header.sequence),
+    sequence,
+    ...(firstUnacked > 0 ? { firstUnacked } : {}),
     caller: requireCaller('header.caller', header.caller),
   };
 }

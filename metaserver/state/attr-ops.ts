@@ -4,8 +4,7 @@
  * same setattr leaves it), then one write. Owns which times a change touches.
  * Must never read a clock: "now" is the command's nowMs.
  */
-import { INLINE_LIMIT_BYTES, decideCommit } from '../rules/commit';
-import { materializeInline } from '../rules/content';
+import { Placement, decideCommit } from '../rules/commit';
 import { Errno, Result, fail, ok } from '../rules/errno';
 import { checkXattrName, checkXattrSetFlags, checkXattrValue } from '../rules/names';
 import { W_OK, checkChmod, checkChown, checkTruncate, checkUtimes, mayAccessXattr } from '../rules/permissions';
@@ -13,7 +12,9 @@ import { MutationCommand, TimeSpec } from './commands';
 import { existing } from './namespace-ops';
 import { Scope } from './overlay';
 import { Attrs, Inode, attrsOf, xattrKey } from './records';
-import { contentOf, putVersion, requireVersion } from './versions';
+import { contentFor } from './fh-ops';
+import { AssemblyRequired, sourceOf } from './version-content';
+import { addVersion, requireVersion } from './versions';
 
 /** The largest size setattr accepts: 2^53 − 1, what a JS number holds exactly (regular files: the inline limit until blocks land). */
 export const MAX_FILE_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
@@ -26,7 +27,7 @@ function timeUpdate(spec: TimeSpec | undefined): 'now' | 'omit' | 'set' {
   return spec === undefined ? 'omit' : spec === 'now' ? 'now' : 'set';
 }
 
-export async function setattr(scope: Scope, cmd: Cmd<'setattr'>): Promise<Result<Attrs>> {
+export async function setattr(scope: Scope, cmd: Cmd<'setattr'>): Promise<Result<Attrs> | AssemblyRequired> {
   const found = await existing(scope, cmd.handle, 'setattr');
   if (!found.ok) return found;
   const inode = found.value;
@@ -37,9 +38,6 @@ export async function setattr(scope: Scope, cmd: Cmd<'setattr'>): Promise<Result
     const truncate = checkTruncate(cmd.caller, next, { newSizeBytes: cmd.sizeBytes, maxFileSizeBytes: MAX_FILE_SIZE_BYTES });
     if (!truncate.ok) return truncate;
     next.mode = truncate.value;
-    if (next.type === 'reg' && cmd.sizeBytes > INLINE_LIMIT_BYTES) {
-      return fail(Errno.EFBIG, `size ${cmd.sizeBytes} exceeds the inline limit of ${INLINE_LIMIT_BYTES} bytes; block content is not supported yet`);
-    }
     if (next.sizeBytes !== cmd.sizeBytes) {
       next.sizeBytes = cmd.sizeBytes;
       next.mtimeMs = cmd.nowMs;
@@ -84,7 +82,7 @@ export async function setattr(scope: Scope, cmd: Cmd<'setattr'>): Promise<Result
  * is already that), so the history and getattr agree on the size and fhs
  * based on older versions see the size change when they commit.
  */
-async function truncateVersion(scope: Scope, inode: Inode, cmd: Cmd<'setattr'>): Promise<Result<null>> {
+async function truncateVersion(scope: Scope, inode: Inode, cmd: Cmd<'setattr'>): Promise<Result<null> | AssemblyRequired> {
   const headVersion = inode.headVersion;
   if (headVersion === undefined || cmd.sizeBytes === undefined) throw new Error('metastate: truncateVersion on a file without versions');
   const head = await requireVersion(scope, inode.handle, headVersion, 'head');
@@ -94,14 +92,19 @@ async function truncateVersion(scope: Scope, inode: Inode, cmd: Cmd<'setattr'>):
   const decision = decided.value;
   if (decision.kind === 'no-change') return ok(null);
   if (decision.kind !== 'fast-forward') throw new Error(`metastate: a truncation onto its own head was decided ${decision.kind}`);
-  const headBytes = contentOf(head);
-  const content = materializeInline({ baseBytes: headBytes, headBytes, written: [], newSize: cmd.sizeBytes }, decision);
+  // A truncation keeps the head's bytes up to the shorter size and zero-fills beyond: no fh content is involved.
+  const kept = Math.min(head.sizeBytes, decision.size);
+  const placements: Placement[] = [
+    { offset: 0, length: kept, source: 'head' as const, sourceOffset: 0 },
+    { offset: kept, length: decision.size - kept, source: 'zero' as const, sourceOffset: 0 },
+  ].filter((p) => p.length > 0);
+  const content = await contentFor(scope, placements, decision.size, head, sourceOf(head), cmd);
   if (!content.ok) return content;
-  putVersion(scope, inode.handle, {
-    version: decision.version, sizeBytes: decision.size, kind: 'truncate', baseVersion: head.version, sessionId: cmd.sessionId,
+  await addVersion(scope, inode.handle, {
+    ...content.value, version: decision.version, kind: 'truncate', baseVersion: head.version, sessionId: cmd.sessionId,
     // The inode's mtime as the whole setattr leaves it (an explicit mtime in the same call wins).
-    commitTimeMs: cmd.nowMs, mtimeMs: inode.mtimeMs, changedExtents: decision.changedExtents, conflict: false, inlineBase64: Buffer.from(content.value).toString('base64'),
-  });
+    commitTimeMs: cmd.nowMs, mtimeMs: inode.mtimeMs, changedExtents: decision.changedExtents, conflict: false,
+  }, cmd.nowMs);
   inode.headVersion = decision.version;
   inode.sizeBytes = decision.size;
   return ok(null);

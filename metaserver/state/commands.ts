@@ -13,18 +13,36 @@
  */
 import { ConflictPolicy } from '../rules/commit';
 import { Caller } from '../rules/permissions';
+import { BLOCK_ID_PATTERN } from '../rules/retention';
+import { MAX_BLOCK_IDS_PER_COMMAND, checkBlockIds } from './block-refs';
 
 export const COMMAND_VERSION = 1;
-/** A log entry larger than this is refused at decode (the largest legal command is an xattr of 64 KiB in base64). */
-export const MAX_COMMAND_BYTES = 128 * 1024;
+/**
+ * A log entry larger than this is refused at decode. The largest legal
+ * commands are a commit's block list (~67 bytes per 1 MiB block: about 15,000
+ * blocks, a 15 GiB file) and an xattr of 64 KiB in base64.
+ */
+export const MAX_COMMAND_BYTES = 1024 * 1024;
+/** The largest keepLast a retention policy may set (history-ops.ts looks at 10,000 versions per decision). */
+export const MAX_KEEP_LAST = 1000;
+/** Blocks one version may list (see MAX_COMMAND_BYTES). */
+export const MAX_BLOCKS_PER_VERSION = 15_000;
 
 /** Who, which retry slot and which leader clock reading a mutation carries. */
 export interface MutationHeader {
   sessionId: number;
   sequence: number;
+  /**
+   * The client's lowest sequence whose answer it has not received yet
+   * (≤ sequence; absent = sequence): results below it can be forgotten. This
+   * is what lets one session keep many mutations in flight.
+   */
+  firstUnacked?: number;
   caller: Caller;
   /** The leader's clock when it proposed: the only time apply ever uses. */
   nowMs: number;
+  /** Blocks the leader built after a NEEDS_ASSEMBLY answer, valid only while the head is still forHead (state/version-content.ts). */
+  assembled?: { forHead: number; ids: Array<[number, string]> };
 }
 
 /** A time in setattr: the command's nowMs, or an explicit ms since the epoch. */
@@ -39,10 +57,17 @@ export interface WrittenRange {
 /** At most this many written ranges per commit (rules/extents.ts DEFAULT_EXTENT_LIMITS.maxExtentsPerCommit). */
 export const MAX_WRITTEN_RANGES = 4096;
 
+export interface OpenFlags {
+  read: boolean;
+  write: boolean;
+  append: boolean;
+}
+
 export type MutationBody =
   | { op: 'closeSession' }
   | { op: 'mkdir'; parent: number; name: string; mode: number; umask?: number }
-  | { op: 'create'; parent: number; name: string; mode: number; umask?: number; exclusive: boolean }
+  /** With `open`, the created (or, without exclusive, existing) file is also opened, as FUSE's create does: one entry, not two. */
+  | { op: 'create'; parent: number; name: string; mode: number; umask?: number; exclusive: boolean; open?: OpenFlags }
   | { op: 'mknod'; parent: number; name: string; fileType: 'reg' | 'fifo' | 'sock' | 'chr' | 'blk'; mode: number; umask?: number; rdev: number }
   | { op: 'symlink'; parent: number; name: string; target: string }
   | { op: 'link'; handle: number; newParent: number; newName: string }
@@ -54,14 +79,31 @@ export type MutationBody =
   | { op: 'removexattr'; handle: number; name: string }
   | { op: 'open'; handle: number; read: boolean; write: boolean; append: boolean }
   | { op: 'release'; fh: number }
-  | { op: 'commitVersion'; fh: number; baseVersion: number; written: WrittenRange[]; newSize: number; policy: ConflictPolicy };
+  /** With `release`, a successful commit also releases the fh (close = flush + release, one entry). */
+  /**
+   * Inline form: `written` carries the bytes (base inline, newSize ≤ 4 KiB).
+   * Block form: `blocks` lists the fh's whole version as block ids ('' = hole)
+   * and `writtenExtents` the ranges it wrote; `written` is empty.
+   */
+  | {
+      op: 'commitVersion'; fh: number; baseVersion: number; written: WrittenRange[]; newSize: number; policy: ConflictPolicy; release?: boolean;
+      blocks?: string[]; writtenExtents?: Array<{ offset: number; length: number }>;
+    }
+  /** An upload pin (state/block-refs.ts): these blocks are not collected before untilMs. */
+  | { op: 'pinBlocks'; ids: string[]; untilMs: number }
+  /** A new head with the content of an older version (kept in the history). */
+  | { op: 'restoreVersion'; handle: number; version: number }
 
 export type MutationCommand = MutationHeader & MutationBody;
 
 export type Command =
   | { op: 'openSession'; ttlMs: number; clientName: string; nowMs: number }
   /** Proposed by the leader when its own clock says the session's TTL ran out. */
-  | { op: 'expireSession'; sessionId: number }
+  | { op: 'expireSession'; sessionId: number; nowMs: number }
+  /** Proposed by the leader: drop the versions of one file its retention policy no longer keeps. */
+  | { op: 'retainVersions'; handle: number; nowMs: number; keepLast: number; keepYoungerThanMs: number; keepConflictsYoungerThanMs: number }
+  /** Proposed by the leader: delete these blocks if, at this log position, nothing references or pins them and graceMs passed. */
+  | { op: 'collectBlocks'; ids: string[]; nowMs: number; graceMs: number }
   | MutationCommand;
 
 export type CommandOp = Command['op'];
@@ -107,21 +149,33 @@ function decodeBody(f: Fields): Command {
       return { op, ttlMs, clientName, nowMs: f.int('nowMs', 0) };
     }
     case 'expireSession':
-      return { op, sessionId: f.int('sessionId', 1) };
+      return { op, sessionId: f.int('sessionId', 1), nowMs: f.int('nowMs', 0) };
+    case 'retainVersions':
+      return {
+        op, handle: f.handle('handle'), nowMs: f.int('nowMs', 0), keepLast: f.int('keepLast', 1, MAX_KEEP_LAST),
+        keepYoungerThanMs: f.int('keepYoungerThanMs', 0), keepConflictsYoungerThanMs: f.int('keepConflictsYoungerThanMs', 0),
+      };
+    case 'collectBlocks':
+      return { op, ids: f.blockIds('ids', false, MAX_BLOCK_IDS_PER_COMMAND), nowMs: f.int('nowMs', 0), graceMs: f.int('graceMs', 0) };
   }
+  const sequence = f.int('sequence', 1);
   const header: MutationHeader = {
     sessionId: f.int('sessionId', 1),
-    sequence: f.int('sequence', 1),
+    sequence,
+    firstUnacked: f.optInt('firstUnacked', 1, sequence),
     caller: f.caller(),
     nowMs: f.int('nowMs', 0),
   };
+  if (header.firstUnacked === undefined) delete header.firstUnacked;
+  const assembled = f.assembled();
+  if (assembled) header.assembled = assembled;
   switch (op) {
     case 'closeSession':
       return { ...header, op };
     case 'mkdir':
       return { ...header, op, parent: f.handle('parent'), name: f.str('name'), mode: f.int('mode', 0), umask: f.optInt('umask', 0) };
     case 'create':
-      return { ...header, op, parent: f.handle('parent'), name: f.str('name'), mode: f.int('mode', 0), umask: f.optInt('umask', 0), exclusive: f.bool('exclusive') };
+      return { ...header, op, parent: f.handle('parent'), name: f.str('name'), mode: f.int('mode', 0), umask: f.optInt('umask', 0), exclusive: f.bool('exclusive'), open: f.optOpenFlags('open') };
     case 'mknod': {
       const fileType = f.str('fileType');
       if (fileType !== 'reg' && fileType !== 'fifo' && fileType !== 'sock' && fileType !== 'chr' && fileType !== 'blk') throw new FieldError(`mknod fileType ${JSON.stringify(fileType)} is not reg, fifo, sock, chr or blk`);
@@ -159,8 +213,19 @@ function decodeBody(f: Fields): Command {
     case 'commitVersion': {
       const policy = f.str('policy');
       if (policy !== 'lww' && policy !== 'reject') throw new FieldError(`policy ${JSON.stringify(policy).slice(0, 64)} is neither lww nor reject`);
-      return { ...header, op, fh: f.int('fh', 1), baseVersion: f.int('baseVersion', 1), written: f.written(), newSize: f.int('newSize', 0), policy };
+      const command: Extract<Command, { op: 'commitVersion' }> = { ...header, op, fh: f.int('fh', 1), baseVersion: f.int('baseVersion', 1), written: f.written(), newSize: f.int('newSize', 0), policy };
+      if (f.optBool('release')) command.release = true;
+      if (f.has('blocks')) {
+        command.blocks = f.blockIds('blocks', true, MAX_BLOCKS_PER_VERSION);
+        command.writtenExtents = f.extents('writtenExtents');
+        if (command.written.length > 0) throw new FieldError('a block-form commit carries no inline written bytes');
+      }
+      return command;
     }
+    case 'pinBlocks':
+      return { ...header, op, ids: f.blockIds('ids', false, MAX_BLOCK_IDS_PER_COMMAND), untilMs: f.int('untilMs', 0) };
+    case 'restoreVersion':
+      return { ...header, op, handle: f.handle('handle'), version: f.int('version', 1) };
     default:
       throw new FieldError(`unknown op ${JSON.stringify(op).slice(0, 64)}`);
   }
@@ -191,8 +256,8 @@ class Fields {
     return value;
   }
 
-  optInt(name: string, min: number): number | undefined {
-    return this.raw[name] === undefined ? undefined : this.int(name, min);
+  optInt(name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+    return this.raw[name] === undefined ? undefined : this.int(name, min, max);
   }
 
   handle(name: string): number {
@@ -209,6 +274,14 @@ class Fields {
     return this.raw[name] === undefined ? undefined : this.bool(name);
   }
 
+  optOpenFlags(name: string): OpenFlags | undefined {
+    const value = this.raw[name];
+    if (value === undefined) return undefined;
+    if (!isObject(value)) throw new FieldError(`field ${name} must be an object`);
+    const inner = new Fields(value);
+    return { read: inner.bool('read'), write: inner.bool('write'), append: inner.bool('append') };
+  }
+
   optTime(name: string): TimeSpec | undefined {
     const value = this.raw[name];
     if (value === undefined || value === 'now') return value;
@@ -216,6 +289,41 @@ class Fields {
   }
 
   /** Written ranges: offsets and canonical base64 (Buffer.from ignores stray characters, so a round trip is required). */
+  has(name: string): boolean {
+    return this.raw[name] !== undefined;
+  }
+
+  blockIds(name: string, allowHoles: boolean, maxIds: number): string[] {
+    const checked = checkBlockIds(this.raw[name], `field ${name}`, allowHoles, maxIds);
+    if (!checked.ok) throw new FieldError(checked.message);
+    return checked.value;
+  }
+
+  extents(name: string): Array<{ offset: number; length: number }> {
+    const value = this.raw[name];
+    if (!Array.isArray(value)) throw new FieldError(`field ${name} must be a list`);
+    if (value.length > MAX_WRITTEN_RANGES) throw new FieldError(`field ${name} holds ${value.length} ranges, more than ${MAX_WRITTEN_RANGES}`);
+    return value.map((item: unknown, i) => {
+      if (!isObject(item)) throw new FieldError(`${name}[${i}] must be an object`);
+      const inner = new Fields(item);
+      return { offset: inner.int('offset', 0), length: inner.int('length', 1) };
+    });
+  }
+
+  assembled(): { forHead: number; ids: Array<[number, string]> } | undefined {
+    const value = this.raw.assembled;
+    if (value === undefined) return undefined;
+    if (!isObject(value)) throw new FieldError('field assembled must be an object');
+    const inner = new Fields(value);
+    const ids = value.ids;
+    if (!Array.isArray(ids) || ids.length > MAX_BLOCKS_PER_VERSION) throw new FieldError(`field assembled.ids must be a list of at most ${MAX_BLOCKS_PER_VERSION} pairs`);
+    for (const [i, pair] of ids.entries()) {
+      const ok = Array.isArray(pair) && pair.length === 2 && Number.isSafeInteger(pair[0]) && pair[0] >= 0 && typeof pair[1] === 'string' && (pair[1] === '' || BLOCK_ID_PATTERN.test(pair[1]));
+      if (!ok) throw new FieldError(`assembled.ids[${i}] is not a [block index, block id] pair`);
+    }
+    return { forHead: inner.int('forHead', 1), ids: ids as Array<[number, string]> };
+  }
+
   written(): WrittenRange[] {
     const value = this.raw.written;
     if (!Array.isArray(value)) throw new FieldError('field written must be a list');

@@ -4,19 +4,22 @@
  * next version through rules/commit.ts and rules/content.ts, release (or the
  * session's end) lets the fh go and with it an unlinked file's last hold.
  * Owns the fh records, the session's fh list and inode.openFhs. Must never
- * read a clock, decide a commit itself, or store content over the inline
- * limit (blocks are a later slice: EFBIG until then).
+ * read a clock, decide a commit itself, or read block bytes (content over the
+ * inline limit is a block list; blocks only the leader can build come back as
+ * NEEDS_ASSEMBLY, state/version-content.ts).
  */
-import { CommitDecision, INLINE_LIMIT_BYTES, decideCommit } from '../rules/commit';
-import { WrittenBytes, extentsOfWrittenBytes, materializeInline } from '../rules/content';
+import { CommitDecision, INLINE_LIMIT_BYTES, Placement, decideCommit } from '../rules/commit';
+import { WrittenBytes, extentsOfWrittenBytes, fhBytesOf } from '../rules/content';
 import { Errno, Failure, Result, fail, ok } from '../rules/errno';
-import { extentsChangedBetween, validateExtents } from '../rules/extents';
+import { Extent, extentsChangedBetween, validateExtents } from '../rules/extents';
 import { R_OK, W_OK, clearSetIdOnWrite, mayAccess } from '../rules/permissions';
 import { MutationCommand } from './commands';
 import { existing, removeInode } from './namespace-ops';
 import { Scope } from './overlay';
-import { FhFlags, FhRecord, Inode, Session, decodeRecord, encodeRecord, fhKey, sessionKey } from './records';
-import { contentOf, putConflictCopy, putVersion, readHistory, requireVersion } from './versions';
+import { blockIdsOf, checkUsable } from './block-refs';
+import { FhFlags, FhRecord, Inode, Session, StoredContent, VersionRecord, decodeRecord, encodeRecord, fhKey, sessionKey } from './records';
+import { AssemblyRequired, BLOCK_SIZE_BYTES, ContentSource, assembledOf, assemblyRequired, buildContent, sourceOf } from './version-content';
+import { addConflictCopy, addVersion, contentOf, readHistory, requireVersion, updateVersion } from './versions';
 
 /** Open fhs per session (EMFILE beyond): the session record lists them, and its end releases them in one command. */
 export const MAX_FHS_PER_SESSION = 1024;
@@ -79,7 +82,8 @@ function checkFlags(cmd: Cmd<'open'>): Result<FhFlags> {
   return ok({ read: cmd.read, write: cmd.write, append: cmd.append });
 }
 
-export async function openFh(scope: Scope, cmd: Cmd<'open'>, entryIndex: number): Promise<Result<OpenResult>> {
+/** `justCreated`: open(2) with O_CREAT checks no permission on the file it creates (mode 0444 can be opened for writing). */
+export async function openFh(scope: Scope, cmd: Cmd<'open'>, entryIndex: number, justCreated = false): Promise<Result<OpenResult>> {
   const found = await existing(scope, cmd.handle, 'open');
   if (!found.ok) return found;
   const inode = found.value;
@@ -87,7 +91,7 @@ export async function openFh(scope: Scope, cmd: Cmd<'open'>, entryIndex: number)
   if (inode.type !== 'reg' || inode.headVersion === undefined) return fail(Errno.EINVAL, `handle ${inode.handle} is a ${inode.type}: only regular files have versions to open`);
   const flags = checkFlags(cmd);
   if (!flags.ok) return flags;
-  const allowed = mayAccess(cmd.caller, inode, (flags.value.read ? R_OK : 0) | (flags.value.write ? W_OK : 0));
+  const allowed = justCreated ? ok(null) : mayAccess(cmd.caller, inode, (flags.value.read ? R_OK : 0) | (flags.value.write ? W_OK : 0));
   if (!allowed.ok) return allowed;
   const session = await sessionOf(scope, cmd.sessionId);
   const fhs = session.fhs ?? [];
@@ -98,6 +102,7 @@ export async function openFh(scope: Scope, cmd: Cmd<'open'>, entryIndex: number)
   scope.overlay.put(fhKey(record.id), encodeRecord(record));
   scope.overlay.put(sessionKey(session.id), encodeRecord({ ...session, fhs: [...fhs, record.id] } satisfies Session));
   inode.openFhs = (inode.openFhs ?? 0) + 1;
+  movePin(inode, 0, head.version);
   scope.saveInode(inode);
   const counters = await scope.counters();
   counters.fhsOpen = (counters.fhsOpen ?? 0) + 1;
@@ -105,7 +110,7 @@ export async function openFh(scope: Scope, cmd: Cmd<'open'>, entryIndex: number)
 }
 
 /** Lets one fh go; an unlinked inode goes with its last fh. Does not touch the session record (callers do). */
-async function dropFh(scope: Scope, record: FhRecord): Promise<void> {
+async function dropFh(scope: Scope, record: FhRecord, nowMs: number): Promise<void> {
   scope.overlay.del(fhKey(record.id));
   const counters = await scope.counters();
   counters.fhsOpen = (counters.fhsOpen ?? 0) - 1;
@@ -114,27 +119,28 @@ async function dropFh(scope: Scope, record: FhRecord): Promise<void> {
   if (!inode) throw new Error(`metastate: open fh ${record.id} names missing handle ${record.handle}`);
   inode.openFhs = (inode.openFhs ?? 0) - 1;
   if (inode.openFhs < 0) throw new Error(`metastate: handle ${inode.handle} has openFhs ${inode.openFhs}`);
-  if (inode.openFhs === 0 && inode.nlink === 0) removeInode(scope, inode, counters);
+  movePin(inode, record.pinnedVersion, 0);
+  if (inode.openFhs === 0 && inode.nlink === 0) await removeInode(scope, inode, counters, nowMs);
   else scope.saveInode(inode);
 }
 
 export async function releaseFh(scope: Scope, cmd: Cmd<'release'>): Promise<Result<null>> {
   const record = await ownFh(scope, cmd.fh, cmd.sessionId);
   if (!record.ok) return record;
-  await dropFh(scope, record.value);
+  await dropFh(scope, record.value, cmd.nowMs);
   const session = await sessionOf(scope, cmd.sessionId);
   scope.overlay.put(sessionKey(session.id), encodeRecord({ ...session, fhs: (session.fhs ?? []).filter((id) => id !== cmd.fh) } satisfies Session));
   return ok(null);
 }
 
 /** Every fh of a session that is closing or expiring (at most MAX_FHS_PER_SESSION). The caller removes the session record. */
-export async function releaseSessionFhs(scope: Scope, session: Session): Promise<number> {
+export async function releaseSessionFhs(scope: Scope, session: Session, nowMs: number): Promise<number> {
   const fhs = session.fhs ?? [];
   if (fhs.length > MAX_FHS_PER_SESSION) throw new Error(`metastate: session ${session.id} lists ${fhs.length} fhs`);
   for (const id of fhs) {
     const record = await readFh(scope, id);
     if (!record) throw new Error(`metastate: session ${session.id} lists fh ${id}, which is not open`);
-    await dropFh(scope, record);
+    await dropFh(scope, record, nowMs);
   }
   return fhs.length;
 }
@@ -146,36 +152,81 @@ function writtenBytesOf(cmd: Cmd<'commitVersion'>): Result<WrittenBytes[]> {
     const bytes = Buffer.from(range.dataBase64, 'base64');
     totalBytes += bytes.length;
     if (totalBytes > INLINE_LIMIT_BYTES) {
-      return fail(Errno.EFBIG, `a commit carries at most ${INLINE_LIMIT_BYTES} bytes of inline content; block content is not supported yet`);
+      return fail(Errno.EFBIG, `an inline commit carries at most ${INLINE_LIMIT_BYTES} bytes; commit larger content as blocks`);
     }
     written.push({ offset: range.offset, bytes });
   }
   return ok(written);
 }
 
-export async function commitVersion(scope: Scope, cmd: Cmd<'commitVersion'>): Promise<Result<CommitResult> | CommitRejected> {
+/** The fh's version as a content source, and the extents it wrote: from inline bytes over an inline base, or from the block form. */
+function fhSourceOf(cmd: Cmd<'commitVersion'>, base: VersionRecord): Result<{ source: ContentSource; written: Extent[] }> {
+  if (cmd.blocks) {
+    if (cmd.blocks.length !== Math.ceil(cmd.newSize / BLOCK_SIZE_BYTES)) {
+      return fail(Errno.EINVAL, `blocks lists ${cmd.blocks.length} ids for new size ${cmd.newSize}; ${Math.ceil(cmd.newSize / BLOCK_SIZE_BYTES)} blocks of ${BLOCK_SIZE_BYTES} bytes expected`);
+    }
+    const extents = validateExtents(cmd.writtenExtents ?? []);
+    if (!extents.ok) return extents;
+    return ok({ source: { kind: 'blocks', blocks: cmd.blocks, sizeBytes: cmd.newSize }, written: extents.value });
+  }
+  if (cmd.newSize > INLINE_LIMIT_BYTES) return fail(Errno.EFBIG, `new size ${cmd.newSize} exceeds the inline limit of ${INLINE_LIMIT_BYTES} bytes; commit it as blocks`);
+  if (base.blocks) return fail(Errno.EINVAL, `base version ${base.version} is stored as blocks; commit as blocks`);
+  const written = writtenBytesOf(cmd);
+  if (!written.ok) return written;
+  const extents = validateExtents(extentsOfWrittenBytes(written.value));
+  if (!extents.ok) return extents;
+  const bytes = fhBytesOf(contentOf(base), written.value, cmd.newSize);
+  if (!bytes.ok) return bytes;
+  return ok({ source: { kind: 'inline', bytes: bytes.value }, written: extents.value });
+}
+
+/**
+ * New content from placements, or NEEDS_ASSEMBLY; every block it lists must
+ * be referenced or pinned already (the ones the leader assembled for this
+ * command are trusted: it stored them on a majority before proposing).
+ */
+export async function contentFor(
+  scope: Scope, placements: readonly Placement[], size: number, head: VersionRecord, fh: ContentSource, cmd: MutationCommand,
+): Promise<Result<StoredContent> | AssemblyRequired> {
+  const built = buildContent(placements, size, head.version, sourceOf(head), fh, assembledOf(cmd.assembled));
+  if (!built.ok) return built;
+  if (built.value.kind === 'needs-assembly') return assemblyRequired(built.value.needed);
+  const usable = await checkUsable(scope, blockIdsOf(built.value.content), cmd.nowMs, new Set(built.value.assembledIds));
+  if (!usable.ok) return usable;
+  return ok(built.value.content);
+}
+
+/** Moves one fh pin of the inode from one version to another (0 = none), so retention keeps pinned versions. */
+export function movePin(inode: Inode, fromVersion: number, toVersion: number): void {
+  const pins = { ...(inode.fhPins ?? {}) };
+  if (fromVersion > 0) {
+    const left = (pins[fromVersion] ?? 0) - 1;
+    if (left < 0) throw new Error(`metastate: handle ${inode.handle} had no fh pin on version ${fromVersion}`);
+    if (left === 0) delete pins[fromVersion];
+    else pins[fromVersion] = left;
+  }
+  if (toVersion > 0) pins[toVersion] = (pins[toVersion] ?? 0) + 1;
+  inode.fhPins = pins;
+}
+
+export async function commitVersion(scope: Scope, cmd: Cmd<'commitVersion'>): Promise<Result<CommitResult> | CommitRejected | AssemblyRequired> {
   const found = await ownFh(scope, cmd.fh, cmd.sessionId);
   if (!found.ok) return found;
   const fh = found.value;
   if (!fh.flags.write) return fail(Errno.EBADF, `fh ${fh.id} was opened read-only`);
   if (cmd.baseVersion !== fh.pinnedVersion) return fail(Errno.EINVAL, `commit names base version ${cmd.baseVersion}, but fh ${fh.id} holds version ${fh.pinnedVersion}`);
-  if (cmd.newSize > INLINE_LIMIT_BYTES) {
-    return fail(Errno.EFBIG, `new size ${cmd.newSize} exceeds the inline limit of ${INLINE_LIMIT_BYTES} bytes; block content is not supported yet`);
-  }
-  const written = writtenBytesOf(cmd);
-  if (!written.ok) return written;
-  const extents = validateExtents(extentsOfWrittenBytes(written.value));
-  if (!extents.ok) return extents;
   const inode = await scope.inode(fh.handle);
   if (!inode || inode.headVersion === undefined) throw new Error(`metastate: open fh ${fh.id} names handle ${fh.handle}, which is not a regular file`);
   const head = await requireVersion(scope, inode.handle, inode.headVersion, 'head');
   const base = await requireVersion(scope, inode.handle, fh.pinnedVersion, 'pinned');
+  const fhContent = fhSourceOf(cmd, base);
+  if (!fhContent.ok) return fhContent;
   const changed = extentsChangedBetween(await readHistory(scope, inode.handle, base.version, head.version), base.version, head.version);
   if (!changed.ok) throw new Error(`metastate: stored history of handle ${inode.handle} is malformed: ${changed.message}`);
   const decided = decideCommit({
     head: { version: head.version, size: head.sizeBytes },
     base: { version: base.version, size: base.sizeBytes },
-    written: extents.value,
+    written: fhContent.value.written,
     newSize: cmd.newSize,
     append: fh.flags.append,
     changedSinceBase: changed.value.extents,
@@ -183,37 +234,46 @@ export async function commitVersion(scope: Scope, cmd: Cmd<'commitVersion'>): Pr
   });
   if (!decided.ok) return decided;
   const decision = decided.value;
-  if (decision.kind === 'no-change') return ok({ kind: decision.kind, version: fh.pinnedVersion, sizeBytes: base.sizeBytes });
-  const targetSize = decision.kind === 'conflict-reject' ? decision.conflictCopy.size : decision.size;
-  if (targetSize > INLINE_LIMIT_BYTES) {
-    return fail(Errno.EFBIG, `the ${decision.kind} result would be ${targetSize} bytes, over the inline limit of ${INLINE_LIMIT_BYTES}; block content is not supported yet`);
-  }
-  const content = materializeInline({ baseBytes: contentOf(base), headBytes: contentOf(head), written: written.value, newSize: cmd.newSize }, decision);
+  if (decision.kind === 'no-change') return released(scope, cmd, ok({ kind: decision.kind, version: fh.pinnedVersion, sizeBytes: base.sizeBytes }));
+  const target = decision.kind === 'conflict-reject' ? decision.conflictCopy : decision;
+  const content = await contentFor(scope, target.placements, target.size, head, fhContent.value.source, cmd);
   if (!content.ok) return content;
-  const inlineBase64 = Buffer.from(content.value).toString('base64');
 
   if (decision.kind === 'conflict-reject') {
     const copy = (inode.conflictCopies ?? 0) + 1;
     inode.conflictCopies = copy;
     scope.saveInode(inode);
-    putConflictCopy(scope, inode.handle, {
-      copy, baseVersion: base.version, lostToVersion: decision.conflictCopy.lostToVersion, sizeBytes: decision.conflictCopy.size,
-      sessionId: cmd.sessionId, fh: fh.id, commitTimeMs: cmd.nowMs, changedExtents: decision.conflictCopy.changedExtents, inlineBase64,
-    });
+    await addConflictCopy(scope, inode.handle, {
+      ...content.value, copy, baseVersion: base.version, lostToVersion: decision.conflictCopy.lostToVersion,
+      sessionId: cmd.sessionId, fh: fh.id, commitTimeMs: cmd.nowMs, changedExtents: decision.conflictCopy.changedExtents,
+    }, cmd.nowMs);
     return { ...fail(decision.errno, `${decision.message} (conflict copy ${copy} of handle ${inode.handle})`), conflictCopy: copy, headVersion: head.version };
   }
 
   if (decision.version !== head.version + 1) throw new Error(`metastate: decision made version ${decision.version} after head ${head.version}`);
-  if (decision.kind === 'conflict-lww') putVersion(scope, inode.handle, { ...head, conflict: true, lostToVersion: decision.version });
-  putVersion(scope, inode.handle, {
-    version: decision.version, sizeBytes: decision.size, kind: decision.kind, baseVersion: base.version, sessionId: cmd.sessionId, fh: fh.id,
+  if (decision.kind === 'conflict-lww') {
+    updateVersion(scope, inode.handle, { ...head, conflict: true, lostToVersion: decision.version });
+    const counters = await scope.counters();
+    counters.conflictVersions = (counters.conflictVersions ?? 0) + 1;
+  }
+  await addVersion(scope, inode.handle, {
+    ...content.value, version: decision.version, kind: decision.kind, baseVersion: base.version, sessionId: cmd.sessionId, fh: fh.id,
     commitTimeMs: cmd.nowMs, mtimeMs: cmd.nowMs, changedExtents: decision.changedExtents, conflict: false,
-    ...(decision.kind === 'conflict-lww' ? { overwroteVersion: decision.conflictVersion } : {}), inlineBase64,
-  });
+    ...(decision.kind === 'conflict-lww' ? { overwroteVersion: decision.conflictVersion } : {}),
+  }, cmd.nowMs);
   applyToInode(inode, decision.version, decision.size, cmd);
+  movePin(inode, fh.pinnedVersion, decision.version);
   scope.saveInode(inode);
   scope.overlay.put(fhKey(fh.id), encodeRecord({ ...fh, pinnedVersion: decision.version } satisfies FhRecord));
-  return ok({ kind: decision.kind, version: decision.version, sizeBytes: decision.size, ...(decision.kind === 'conflict-lww' ? { conflictVersion: decision.conflictVersion } : {}) });
+  return released(scope, cmd, ok({ kind: decision.kind, version: decision.version, sizeBytes: decision.size, ...(decision.kind === 'conflict-lww' ? { conflictVersion: decision.conflictVersion } : {}) }));
+}
+
+/** close = flush + release: a successful commit with `release` lets the fh go in the same command. */
+async function released(scope: Scope, cmd: Cmd<'commitVersion'>, result: Result<CommitResult>): Promise<Result<CommitResult>> {
+  if (!result.ok || !cmd.release) return result;
+  const release = await releaseFh(scope, { ...cmd, op: 'release', fh: cmd.fh });
+  if (!release.ok) throw new Error(`metastate: releasing fh ${cmd.fh} after its own commit failed: ${release.message}`);
+  return result;
 }
 
 /** A write moves the head, the size and both times, and clears setuid/setgid as write(2) does. */

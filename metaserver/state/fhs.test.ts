@@ -126,7 +126,7 @@ describe('the end of a session', () => {
     const a = await doomed.must<OpenResult>(openBody(file));
     const b = await doomed.must<OpenResult>(openBody(file, true, false));
     const kept = await s.must<OpenResult>(openBody(file));
-    expect(await h.apply({ op: 'expireSession', sessionId: doomed.id })).toEqual({ ok: true, value: { expired: true } });
+    expect(await h.apply({ op: 'expireSession', sessionId: doomed.id, nowMs: h.nowMs })).toEqual({ ok: true, value: { expired: true } });
     expect(errnoOf(await h.machine.query.getFh(a.fh))).toBe(Errno.EBADF);
     expect(errnoOf(await h.machine.query.getFh(b.fh))).toBe(Errno.EBADF);
     expect((await h.machine.query.getFh(kept.fh)).ok).toBe(true);
@@ -177,7 +177,7 @@ describe('an unlinked file that is still open', () => {
     await s.must({ op: 'rename', fromParent: ROOT_HANDLE, fromName: 'source', toParent: ROOT_HANDLE, toName: 'target' });
     const read = await h.machine.query.readThroughFh(opened.fh);
     expect(read.ok && Buffer.from(read.value.bytes).toString()).toBe('old');
-    await h.apply({ op: 'expireSession', sessionId: holder.id });
+    await h.apply({ op: 'expireSession', sessionId: holder.id, nowMs: h.nowMs });
     expect(errnoOf(await h.machine.query.getattr(file))).toBe(Errno.ESTALE);
     expect(await h.machine.query.statfs()).toMatchObject({ inodesInUse: 2 });
   });

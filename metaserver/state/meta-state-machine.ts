@@ -25,11 +25,14 @@ import { checkCaller } from '../rules/permissions';
 import { setattr, setxattr, removexattr } from './attr-ops';
 import { Command, MutationCommand, decodeCommand } from './commands';
 import { commitVersion, keepsWrites, openFh, releaseFh, releaseSessionFhs } from './fh-ops';
+import { pinBlocks } from './block-refs';
+import { collectBlocks, restoreVersion, retainVersions } from './history-ops';
 import { createEntry, link, rename, rmdir, unlink } from './namespace-ops';
 import { Overlay, Scope } from './overlay';
 import { RecordCache } from './record-cache';
+import { AssemblyRequired, isAssemblyRequired } from './version-content';
 import { MetaQueries } from './queries';
-import { APPLIED_KEY, Inode, ROOT_HANDLE, Session, decodeRecord, encodeRecord, isStateKey, sessionKey } from './records';
+import { APPLIED_KEY, Inode, ROOT_HANDLE, Session, decodeRecord, encodeRecord, isStateKey, sessionKey, sessionResultKey } from './records';
 
 /** The keyspace as level-keyspace.ts sees it; snapshots open with "HMS1". */
 export const META_KEYSPACE: KeyspaceLayout = { label: 'metastate', appliedKey: APPLIED_KEY, snapshotMagic: Buffer.from('HMS1'), isStateKey };
@@ -44,10 +47,14 @@ export const SESSION_EXPIRED_ERRNO = Errno.ENOTCONN;
 export const STALE_SEQUENCE_ERRNO = Errno.EINVAL;
 
 export interface SessionFailure extends Failure {
-  readonly session: 'SESSION_EXPIRED' | 'STALE_SEQUENCE';
+  readonly session: 'SESSION_EXPIRED' | 'STALE_SEQUENCE' | 'WINDOW_FULL';
 }
 
-export type CommandResult = Ok<unknown> | Failure | SessionFailure;
+export type CommandResult = Ok<unknown> | Failure | SessionFailure | AssemblyRequired;
+
+/** Applied mutations whose answers a session may leave unacknowledged; beyond, WINDOW_FULL (EAGAIN), nothing applied. */
+export const MAX_OUTSTANDING_PER_SESSION = 256;
+
 
 export interface OpenSessionResult {
   sessionId: number;
@@ -55,7 +62,25 @@ export interface OpenSessionResult {
 }
 
 function sessionFailure(session: SessionFailure['session'], message: string): SessionFailure {
-  return { ...fail(session === 'SESSION_EXPIRED' ? SESSION_EXPIRED_ERRNO : STALE_SEQUENCE_ERRNO, message), session };
+  const errno = session === 'SESSION_EXPIRED' ? SESSION_EXPIRED_ERRNO : session === 'STALE_SEQUENCE' ? STALE_SEQUENCE_ERRNO : Errno.EAGAIN;
+  return { ...fail(errno, message), session };
+}
+
+/** FUSE's create: the entry and an fh on it in one command, so a failing open leaves no file behind. */
+async function createAndOpen(scope: Scope, command: Extract<MutationCommand, { op: 'create' }>, entryIndex: number): Promise<Result<unknown>> {
+  if (!command.open) throw new Error('metastate: createAndOpen without open flags');
+  const created = await createEntry(scope, command, entryIndex);
+  if (!created.ok) return created;
+  const { op: _create, parent: _parent, name: _name, mode: _mode, umask: _umask, exclusive: _exclusive, open, ...header } = command;
+  const opened = await openFh(scope, { ...header, ...open, op: 'open', handle: created.value.attrs.handle }, entryIndex, created.value.created === true);
+  if (!opened.ok) return opened;
+  return ok({ ...created.value, open: opened.value });
+}
+
+/** Deletes a session's record and its stored results (its fhs are releaseSessionFhs's). */
+function removeSession(overlay: Overlay, session: Session): void {
+  for (const sequence of session.outstanding) overlay.del(sessionResultKey(session.id, sequence));
+  overlay.del(sessionKey(session.id));
 }
 
 export class MetaStateMachine implements StateMachine {
@@ -64,6 +89,14 @@ export class MetaStateMachine implements StateMachine {
   readonly query: MetaQueries;
 
   private readonly cache: RecordCache;
+  /** Block ids collectBlocks commands of the running batch collected; handed to onBlocksCollected once it is durable. */
+  private collectedInBatch: string[] = [];
+  /**
+   * Deletes collected blocks' bytes (the member's block store). Awaited before
+   * apply returns, so an upload pinned by a later entry is stored only after
+   * the deletion it might otherwise race.
+   */
+  onBlocksCollected: (ids: string[]) => Promise<void> = async () => {};
 
   private constructor(private readonly keyspace: LevelKeyspace, readonly dataDir: string) {
     this.cache = new RecordCache(keyspace.db);
@@ -80,6 +113,7 @@ export class MetaStateMachine implements StateMachine {
 
   async apply(entries: Entry[]): Promise<unknown[]> {
     let createdRoot = false;
+    this.collectedInBatch = [];
     const overlay = new Overlay(this.cache);
     const results = await this.keyspace.applyEntries(entries, async (batch) => {
       createdRoot = await this.ensureRoot(overlay);
@@ -92,6 +126,11 @@ export class MetaStateMachine implements StateMachine {
     });
     this.cache.committed(overlay.writes());
     if (createdRoot) this.rootExists = true;
+    if (this.collectedInBatch.length > 0) {
+      const collected = this.collectedInBatch;
+      this.collectedInBatch = [];
+      await this.onBlocksCollected(collected);
+    }
     return results;
   }
 
@@ -120,45 +159,63 @@ export class MetaStateMachine implements StateMachine {
     const command = decodeCommand(entry.data);
     if (typeof command === 'string') return fail(Errno.EINVAL, `malformed command at index ${entry.index}: ${command}`);
     if (command.op === 'openSession' || command.op === 'expireSession') return this.sessionCommand(overlay, command, entry.index);
+    if (command.op === 'retainVersions' || command.op === 'collectBlocks') return this.leaderCommand(overlay, command);
     const bytes = await overlay.get(sessionKey(command.sessionId));
     if (!bytes) return sessionFailure('SESSION_EXPIRED', `session ${command.sessionId} is unknown, closed or expired`);
     const session = decodeRecord<Session>(bytes, 'session');
-    if (command.sequence === session.lastSequence) return session.lastResult as CommandResult;
-    if (command.sequence < session.lastSequence) {
-      return sessionFailure('STALE_SEQUENCE', `sequence ${command.sequence} is below session ${session.id}'s last applied sequence ${session.lastSequence}`);
+    if (command.sequence < session.ackedBelow) {
+      return sessionFailure('STALE_SEQUENCE', `sequence ${command.sequence} is below session ${session.id}'s acknowledged sequences (< ${session.ackedBelow})`);
+    }
+    if (session.outstanding.includes(command.sequence)) {
+      const stored = await overlay.get(sessionResultKey(session.id, command.sequence));
+      if (!stored) throw new Error(`metastate: session ${session.id} lists sequence ${command.sequence} but its result is missing`);
+      return decodeRecord<CommandResult>(stored, 'session result');
+    }
+    const ackedBelow = Math.max(session.ackedBelow, command.firstUnacked ?? command.sequence);
+    const stillOutstanding = session.outstanding.filter((sequence) => sequence >= ackedBelow);
+    if (stillOutstanding.length >= MAX_OUTSTANDING_PER_SESSION) {
+      // Not applied and not remembered: a retry is judged afresh, so exactly-once holds.
+      return sessionFailure('WINDOW_FULL', `session ${session.id} already holds ${stillOutstanding.length} unacknowledged results; acknowledge some (firstUnacked) before sending more`);
     }
     const scope = new Scope(new Overlay(this.cache, overlay));
     const result = await this.mutation(scope, command, entry.index);
+    // Not applied and not remembered: the leader builds the blocks and proposes the same sequence again.
+    if (isAssemblyRequired(result)) return result;
     // A rejected commit is a failure whose conflict copy is still kept.
     const kept = keepsWrites(result);
     if (kept) {
       scope.flush();
       scope.overlay.mergeDown();
     }
-    if (command.op !== 'closeSession') {
-      // open and release change the session's fh list: start from the record as the command left it.
-      const touchesSession = command.op === 'open' || command.op === 'release';
-      const current = kept && touchesSession ? await overlay.get(sessionKey(session.id)) : undefined;
-      const base = current ? decodeRecord<Session>(current, 'session') : session;
-      overlay.put(sessionKey(session.id), encodeRecord({ ...base, lastSequence: command.sequence, lastResult: result } satisfies Session));
+    if (command.op === 'closeSession') return result; // the session and its stored results are gone (mutation() removed them)
+    for (const sequence of session.outstanding) {
+      if (sequence < ackedBelow) overlay.del(sessionResultKey(session.id, sequence));
     }
+    overlay.put(sessionResultKey(session.id, command.sequence), encodeRecord(result));
+    // open and release change the session's fh list: start from the record as the command left it.
+    const touchesSession = command.op === 'open' || command.op === 'release';
+    const current = kept && touchesSession ? await overlay.get(sessionKey(session.id)) : undefined;
+    const base = current ? decodeRecord<Session>(current, 'session') : session;
+    const outstanding = [...stillOutstanding, command.sequence].sort((a, b) => a - b);
+    overlay.put(sessionKey(session.id), encodeRecord({ ...base, ackedBelow, outstanding } satisfies Session));
     return result;
   }
 
-  private async mutation(scope: Scope, command: MutationCommand, entryIndex: number): Promise<Result<unknown>> {
+  private async mutation(scope: Scope, command: MutationCommand, entryIndex: number): Promise<Result<unknown> | AssemblyRequired> {
     const caller = checkCaller(command.caller);
     if (!caller.ok) return caller;
     switch (command.op) {
       case 'closeSession': {
         const bytes = await scope.overlay.get(sessionKey(command.sessionId));
         if (!bytes) throw new Error(`metastate: session ${command.sessionId} vanished during its own command`);
-        await releaseSessionFhs(scope, decodeRecord<Session>(bytes, 'session'));
-        scope.overlay.del(sessionKey(command.sessionId));
+        removeSession(scope.overlay, decodeRecord<Session>(bytes, 'session'));
+        await releaseSessionFhs(scope, decodeRecord<Session>(bytes, 'session'), command.nowMs);
         (await scope.counters()).sessionsOpen -= 1;
         return ok(null);
       }
-      case 'mkdir':
       case 'create':
+        return command.open ? createAndOpen(scope, command, entryIndex) : createEntry(scope, command, entryIndex);
+      case 'mkdir':
       case 'mknod':
       case 'symlink':
         return createEntry(scope, command, entryIndex);
@@ -182,7 +239,26 @@ export class MetaStateMachine implements StateMachine {
         return releaseFh(scope, command);
       case 'commitVersion':
         return commitVersion(scope, command);
+      case 'restoreVersion':
+        return restoreVersion(scope, command);
+      case 'pinBlocks':
+        await pinBlocks(scope, command.ids, command.untilMs, command.nowMs);
+        return ok(null);
     }
+  }
+
+  /** Retention and block collection, proposed by the leader with its clock and policy; no session. */
+  private async leaderCommand(overlay: Overlay, command: Extract<Command, { op: 'retainVersions' | 'collectBlocks' }>): Promise<CommandResult> {
+    const scope = new Scope(overlay);
+    if (command.op === 'retainVersions') {
+      const result = await retainVersions(scope, command);
+      if (result.ok) scope.flush();
+      return result;
+    }
+    const result = await collectBlocks(scope, command);
+    scope.flush();
+    this.collectedInBatch.push(...result.collected);
+    return ok(result);
   }
 
   private async sessionCommand(overlay: Overlay, command: Extract<Command, { op: 'openSession' | 'expireSession' }>, entryIndex: number): Promise<CommandResult> {
@@ -190,7 +266,7 @@ export class MetaStateMachine implements StateMachine {
     const counters = await scope.counters();
     if (command.op === 'openSession') {
       // The entry's index is unique and the same on every member: a deterministic id that is never reused.
-      const session: Session = { id: entryIndex, clientName: command.clientName, ttlMs: command.ttlMs, createdAtMs: command.nowMs, lastSequence: 0, lastResult: null };
+      const session: Session = { id: entryIndex, clientName: command.clientName, ttlMs: command.ttlMs, createdAtMs: command.nowMs, ackedBelow: 0, outstanding: [] };
       overlay.put(sessionKey(session.id), encodeRecord(session));
       counters.sessionsOpen += 1;
       scope.flush();
@@ -198,8 +274,8 @@ export class MetaStateMachine implements StateMachine {
     }
     const bytes = await overlay.get(sessionKey(command.sessionId));
     if (!bytes) return ok({ expired: false });
-    await releaseSessionFhs(scope, decodeRecord<Session>(bytes, 'session'));
-    overlay.del(sessionKey(command.sessionId));
+    removeSession(overlay, decodeRecord<Session>(bytes, 'session'));
+    await releaseSessionFhs(scope, decodeRecord<Session>(bytes, 'session'), command.nowMs);
     counters.sessionsOpen -= 1;
     scope.flush();
     return ok({ expired: true });

@@ -110,7 +110,7 @@ export async function createEntry(scope: Scope, cmd: Cmd<'mkdir' | 'create' | 'm
   if (type === 'dir') Object.assign(extra, { parent: parent.handle, entries: 0 });
   if (target !== undefined) Object.assign(extra, { target, sizeBytes: Buffer.byteLength(target, 'utf8') });
   const inode = await makeInode(scope, entryIndex, cmd.nowMs, type, owner.value, extra);
-  if (type === 'reg') writeInitialVersion(scope, inode, cmd.sessionId, cmd.nowMs);
+  if (type === 'reg') await writeInitialVersion(scope, inode, cmd.sessionId, cmd.nowMs);
   scope.putDirent(parent.handle, name, inode);
   parent.entries = (parent.entries ?? 0) + 1;
   if (type === 'dir') parent.nlink += 1;
@@ -158,20 +158,20 @@ async function resolveEntry(scope: Scope, caller: Caller, parentHandle: number, 
  * unless an fh holds it: then it stays, nameless (nlink 0), with its versions,
  * until the last fh is released (fh-ops.ts).
  */
-function dropLink(scope: Scope, inode: Inode, nowMs: number, counters: { inodesInUse: number }): void {
+async function dropLink(scope: Scope, inode: Inode, nowMs: number, counters: { inodesInUse: number }): Promise<void> {
   inode.nlink -= 1;
   inode.ctimeMs = nowMs;
   if (inode.nlink > 0 || (inode.openFhs ?? 0) > 0) {
     scope.saveInode(inode);
     return;
   }
-  removeInode(scope, inode, counters);
+  await removeInode(scope, inode, counters, nowMs);
 }
 
 /** Deletes an inode with its xattrs and, for a regular file, its versions and conflict copies. */
-export function removeInode(scope: Scope, inode: Inode, counters: { inodesInUse: number }): void {
+export async function removeInode(scope: Scope, inode: Inode, counters: { inodesInUse: number }, nowMs: number): Promise<void> {
   if ((inode.openFhs ?? 0) > 0) throw new Error(`metastate: removing handle ${inode.handle} while ${inode.openFhs} fhs hold it`);
-  if (inode.type === 'reg') removeFileContent(scope, inode);
+  if (inode.type === 'reg') await removeFileContent(scope, inode, nowMs);
   for (const name of inode.xattrs) scope.overlay.del(xattrKey(inode.handle, name));
   scope.deleteInode(inode.handle);
   counters.inodesInUse -= 1;
@@ -188,7 +188,7 @@ export async function unlink(scope: Scope, cmd: Cmd<'unlink'>): Promise<Result<n
   parent.entries = (parent.entries ?? 0) - 1;
   touchDir(parent, cmd.nowMs);
   scope.saveInode(parent);
-  dropLink(scope, child, cmd.nowMs, await scope.counters());
+  await dropLink(scope, child, cmd.nowMs, await scope.counters());
   return ok(null);
 }
 
@@ -204,7 +204,7 @@ export async function rmdir(scope: Scope, cmd: Cmd<'rmdir'>): Promise<Result<nul
   parent.nlink -= 1;
   touchDir(parent, cmd.nowMs);
   scope.saveInode(parent);
-  removeInode(scope, child, await scope.counters());
+  await removeInode(scope, child, await scope.counters(), cmd.nowMs);
   return ok(null);
 }
 
@@ -236,8 +236,8 @@ export async function rename(scope: Scope, cmd: Cmd<'rename'>): Promise<Result<n
   if (target) {
     if (target.type === 'dir') {
       toDir.nlink -= 1;
-      removeInode(scope, target, counters);
-    } else dropLink(scope, target, cmd.nowMs, counters);
+      await removeInode(scope, target, counters, cmd.nowMs);
+    } else await dropLink(scope, target, cmd.nowMs, counters);
     toDir.entries = (toDir.entries ?? 0) - 1;
   }
   scope.delDirent(fromDir.handle, fromName);

@@ -10,9 +10,12 @@
  *   20 <parent u64> <name utf8>  directory entry → child handle (u64) + type code (u8)
  *   30 <handle u64> <name utf8>  extended attribute value (raw bytes)
  *   40 <session u64>             session record
+ *   41 <session u64> <seq u64>   stored result of a mutation the client has not acknowledged yet
  *   50 <handle u64> <version u64> version record (metadata + inline content)
  *   51 <handle u64> <copy u64>    conflict copy of a rejected commit
  *   60 <fh u64>                  open file handle record
+ *   70 <block id, 32 bytes>      block record: references from kept versions and copies, upload pin
+ *   72 <block id, 32 bytes>      the block has no reference: a collection candidate (value: since when)
  */
 import { Extent } from '../rules/extents';
 import { FileType } from '../rules/modes';
@@ -23,10 +26,13 @@ const PREFIX_INODE = 0x10;
 const PREFIX_DIRENT = 0x20;
 const PREFIX_XATTR = 0x30;
 const PREFIX_SESSION = 0x40;
+const PREFIX_SESSION_RESULT = 0x41;
 const PREFIX_VERSION = 0x50;
 const PREFIX_CONFLICT_COPY = 0x51;
 const PREFIX_FH = 0x60;
-const STATE_PREFIXES: ReadonlySet<number> = new Set([PREFIX_META, PREFIX_INODE, PREFIX_DIRENT, PREFIX_XATTR, PREFIX_SESSION, PREFIX_VERSION, PREFIX_CONFLICT_COPY, PREFIX_FH]);
+const PREFIX_BLOCK = 0x70;
+const PREFIX_UNREFERENCED_BLOCK = 0x72;
+const STATE_PREFIXES: ReadonlySet<number> = new Set([PREFIX_META, PREFIX_INODE, PREFIX_DIRENT, PREFIX_XATTR, PREFIX_SESSION, PREFIX_SESSION_RESULT, PREFIX_VERSION, PREFIX_CONFLICT_COPY, PREFIX_FH, PREFIX_BLOCK, PREFIX_UNREFERENCED_BLOCK]);
 
 export const APPLIED_KEY = Buffer.from([PREFIX_META, 0x01]);
 export const COUNTERS_KEY = Buffer.from([PREFIX_META, 0x02]);
@@ -59,10 +65,16 @@ export interface Inode {
   conflictCopies?: number;
   /** Regular files only: open fhs on this inode; while > 0 an inode with nlink 0 is kept. */
   openFhs?: number;
+  /** Regular files only: how many open fhs pin each version (version → count); retention keeps these. */
+  fhPins?: Record<string, number>;
+  /** Regular files only: no version below this is kept (retention raises it), bounding walks over the history. */
+  firstVersion?: number;
+  /** Regular files only: no conflict copy below this is kept. */
+  firstConflictCopy?: number;
 }
 
 /** What getattr and every creating command return (no internal bookkeeping). */
-export type Attrs = Omit<Inode, 'parent' | 'entries' | 'xattrs' | 'target' | 'conflictCopies' | 'openFhs'>;
+export type Attrs = Omit<Inode, 'parent' | 'entries' | 'xattrs' | 'target' | 'conflictCopies' | 'openFhs' | 'fhPins' | 'firstVersion' | 'firstConflictCopy'>;
 
 export function attrsOf(inode: Inode): Attrs {
   return {
@@ -89,6 +101,12 @@ export interface Counters {
   sessionsOpen: number;
   /** Open file handles over all sessions (absent in states written before fhs existed). */
   fhsOpen?: number;
+  /** Kept versions of all files, those marked conflict, and conflict copies (for metrics and fsck). */
+  versionsKept?: number;
+  conflictVersions?: number;
+  conflictCopiesKept?: number;
+  /** Block records (referenced or pinned or awaiting collection). */
+  blockRecords?: number;
 }
 
 export interface Session {
@@ -96,18 +114,32 @@ export interface Session {
   clientName: string;
   ttlMs: number;
   createdAtMs: number;
-  lastSequence: number;
-  /** The stored answer to lastSequence, returned again when it is retried. */
-  lastResult: unknown;
+  /** Every sequence below this was acknowledged by the client (its results are gone); a command below it is stale. */
+  ackedBelow: number;
+  /** Sequences at or above ackedBelow already applied, ascending; each result is under sessionResultKey. */
+  outstanding: number[];
   /** The session's open fhs, in opening order (at most MAX_FHS_PER_SESSION), released when it closes or expires. */
   fhs?: number[];
 }
 
 /** Where a version came from: the empty version create writes, a commit decision (rules/commit.ts), or setattr's truncation. */
-export type VersionKind = 'create' | 'fast-forward' | 'rebase' | 'conflict-lww' | 'truncate';
+export type VersionKind = 'create' | 'fast-forward' | 'rebase' | 'conflict-lww' | 'truncate' | 'restore';
+
+/**
+ * A version's or conflict copy's bytes: inline (base64, ≤ INLINE_LIMIT_BYTES)
+ * or, when `blocks` is present, content-addressed blocks (block i covers
+ * [i·B, min((i+1)·B, size)); '' is a hole of zeros) and inlineBase64 is ''.
+ */
+export interface StoredContent {
+  sizeBytes: number;
+  inlineBase64: string;
+  blocks?: string[];
+  /** With blocks: B. */
+  blockSizeBytes?: number;
+}
 
 /** One version of a regular file: metadata, change tracking and (inline, ≤ INLINE_LIMIT_BYTES) content. */
-export interface VersionRecord {
+export interface VersionRecord extends StoredContent {
   version: number;
   sizeBytes: number;
   kind: VersionKind;
@@ -128,11 +160,12 @@ export interface VersionRecord {
   lostToVersion?: number;
   /** On an lww winner: the version whose bytes it overwrote. */
   overwroteVersion?: number;
-  inlineBase64: string;
+  /** kind restore: the version whose content it copied. */
+  restoredFrom?: number;
 }
 
 /** The whole content of an fh whose commit was rejected (policy reject), kept beside the history. */
-export interface ConflictCopyRecord {
+export interface ConflictCopyRecord extends StoredContent {
   copy: number;
   baseVersion: number;
   /** The head that had changed the same bytes; it stayed head. */
@@ -143,13 +176,20 @@ export interface ConflictCopyRecord {
   commitTimeMs: number;
   /** Relative to baseVersion. */
   changedExtents: Extent[];
-  inlineBase64: string;
 }
 
 export interface FhFlags {
   read: boolean;
   write: boolean;
   append: boolean;
+}
+
+/** One content-addressed block known to the state. */
+export interface BlockRecord {
+  /** Kept versions and conflict copies listing it (a block listed twice by one version counts twice). */
+  refs: number;
+  /** An upload pin: the block may not be collected before this (the leader's clock), whatever refs says. */
+  pinnedUntilMs: number;
 }
 
 /** An open file handle: reads see pinnedVersion until the fh commits. */
@@ -195,9 +235,24 @@ export const inodeKey = (handle: number): Buffer => keyWith(PREFIX_INODE, handle
 export const direntKey = (parent: number, name: string): Buffer => keyWith(PREFIX_DIRENT, parent, name);
 export const xattrKey = (handle: number, name: string): Buffer => keyWith(PREFIX_XATTR, handle, name);
 export const sessionKey = (id: number): Buffer => keyWith(PREFIX_SESSION, id);
+export const sessionResultKey = (id: number, sequence: number): Buffer => keyWith2(PREFIX_SESSION_RESULT, id, sequence);
 export const versionKey = (handle: number, version: number): Buffer => keyWith2(PREFIX_VERSION, handle, version);
 export const conflictCopyKey = (handle: number, copy: number): Buffer => keyWith2(PREFIX_CONFLICT_COPY, handle, copy);
 export const fhKey = (fh: number): Buffer => keyWith(PREFIX_FH, fh);
+export const blockKey = (id: string): Buffer => Buffer.concat([Buffer.from([PREFIX_BLOCK]), blockIdBytes(id)]);
+export const unreferencedBlockKey = (id: string): Buffer => Buffer.concat([Buffer.from([PREFIX_UNREFERENCED_BLOCK]), blockIdBytes(id)]);
+export const unreferencedBlockRange = { gte: Buffer.from([PREFIX_UNREFERENCED_BLOCK]), lt: Buffer.from([PREFIX_UNREFERENCED_BLOCK + 1]) };
+export const blockRange = { gte: Buffer.from([PREFIX_BLOCK]), lt: Buffer.from([PREFIX_BLOCK + 1]) };
+
+function blockIdBytes(id: string): Buffer {
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new Error(`metastate: ${JSON.stringify(id.slice(0, 80))} is not a block id`);
+  return Buffer.from(id, 'hex');
+}
+
+/** The block id in a 70/72 key. */
+export function blockIdOfKey(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex', 1);
+}
 /** Every version of `handle` from `fromVersion` on, in version order. */
 export const versionRange = (handle: number, fromVersion = 0): { gte: Buffer; lt: Buffer } => ({ gte: keyWith2(PREFIX_VERSION, handle, fromVersion), lt: keyWith(PREFIX_VERSION, handle + 1) });
 export const conflictCopyRange = (handle: number): { gte: Buffer; lt: Buffer } => ({ gte: keyWith(PREFIX_CONFLICT_COPY, handle), lt: keyWith(PREFIX_CONFLICT_COPY, handle + 1) });

@@ -91,8 +91,8 @@ describe('refused commands', () => {
     expect((await s.run({ op: 'closeSession' })).ok).toBe(true);
     expect(await s.run({ op: 'mkdir', parent: ROOT_HANDLE, name: 'x', mode: 0o755 })).toMatchObject({ session: 'SESSION_EXPIRED' });
     const other = await h.openSession(ROOT);
-    expect(await h.apply({ op: 'expireSession', sessionId: other.id })).toEqual({ ok: true, value: { expired: true } });
-    expect(await h.apply({ op: 'expireSession', sessionId: other.id })).toEqual({ ok: true, value: { expired: false } });
+    expect(await h.apply({ op: 'expireSession', sessionId: other.id, nowMs: h.nowMs })).toEqual({ ok: true, value: { expired: true } });
+    expect(await h.apply({ op: 'expireSession', sessionId: other.id, nowMs: h.nowMs })).toEqual({ ok: true, value: { expired: false } });
     expect(await other.run({ op: 'mkdir', parent: ROOT_HANDLE, name: 'x', mode: 0o755 })).toMatchObject({ session: 'SESSION_EXPIRED' });
     expect(await h.machine.query.statfs()).toMatchObject({ inodesInUse: 1, sessionsOpen: 0 });
   });
@@ -120,5 +120,45 @@ describe('refused commands', () => {
     const before = await h.machine.appliedIndex();
     await h.noop();
     expect(await h.machine.appliedIndex()).toBe(before + 1);
+  });
+});
+
+describe('a session with many mutations in flight (the dedup window)', () => {
+  const windowed = (sequence: number, firstUnacked: number, name: string) =>
+    ({ op: 'create', parent: ROOT_HANDLE, name, mode: 0o644, exclusive: true, sessionId: s.id, sequence, firstUnacked, caller: ROOT, nowMs: h.nowMs }) as const;
+
+  it('applies sequences that arrive out of order and answers each retry with its own result', async () => {
+    const [third, first, second] = await h.applyBatch([windowed(3, 1, 'c'), windowed(1, 1, 'a'), windowed(2, 1, 'b')]);
+    expect([first.ok, second.ok, third.ok]).toEqual([true, true, true]);
+    const retries = await h.applyBatch([windowed(1, 1, 'a'), windowed(2, 1, 'b'), windowed(3, 1, 'c')]);
+    expect(retries).toEqual([first, second, third]);
+    expect(await h.machine.query.statfs()).toMatchObject({ inodesInUse: 4 });
+  });
+
+  it('forgets acknowledged results: a sequence below firstUnacked is stale and applies nothing', async () => {
+    await h.applyBatch([windowed(1, 1, 'a'), windowed(2, 1, 'b')]);
+    await h.apply(windowed(3, 3, 'c'));
+    const stale = await h.apply(windowed(2, 2, 'b'));
+    expect(stale).toMatchObject({ ok: false, errno: Errno.EINVAL, session: 'STALE_SEQUENCE' });
+    expect(await h.machine.query.statfs()).toMatchObject({ inodesInUse: 4 });
+  });
+
+  it('refuses, without applying or remembering, a mutation beyond 256 unacknowledged results', async () => {
+    const batch = Array.from({ length: 256 }, (_, i) => windowed(i + 1, 1, `f${i}`));
+    const results = await h.applyBatch(batch);
+    expect(results.every((r) => r.ok)).toBe(true);
+    const refused = await h.apply(windowed(257, 1, 'over'));
+    expect(refused).toMatchObject({ ok: false, errno: Errno.EAGAIN, session: 'WINDOW_FULL' });
+    // Acknowledging the first 200 frees room: the same sequence now applies, once.
+    const accepted = await h.apply(windowed(257, 201, 'over'));
+    expect(accepted.ok).toBe(true);
+    expect(await h.apply(windowed(257, 201, 'over'))).toEqual(accepted);
+    expect(await h.machine.query.statfs()).toMatchObject({ inodesInUse: 258 });
+  });
+
+  it('refuses a firstUnacked above the sequence as a malformed command', async () => {
+    const result = await h.apply({ ...windowed(2, 3, 'x') });
+    expect(result).toMatchObject({ ok: false, errno: Errno.EINVAL });
+    expect(await h.machine.query.statfs()).toMatchObject({ inodesInUse: 1 });
   });
 });

@@ -88,7 +88,7 @@ async function randomTraffic(h: Harness, seed: number): Promise<{ log: Command[]
       if (r.ok) files[i] = (r.value as { attrs: { handle: number } }).attrs.handle;
     } else {
       const doomed = sessions[1];
-      const expire: Command = { op: 'expireSession', sessionId: doomed.id };
+      const expire: Command = { op: 'expireSession', sessionId: doomed.id, nowMs: h.nowMs };
       log.push(expire);
       await h.apply(expire);
       fhs = fhs.filter((f) => f.session !== doomed);
