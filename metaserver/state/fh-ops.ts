@@ -8,7 +8,7 @@
  * inline limit is a block list; blocks only the leader can build come back as
  * NEEDS_ASSEMBLY, state/version-content.ts).
  */
-import { CommitDecision, INLINE_LIMIT_BYTES, Placement, decideCommit } from '../rules/commit';
+import { CommitDecision, INLINE_LIMIT_BYTES, Placement, commitClaims, decideCommit } from '../rules/commit';
 import { WrittenBytes, extentsOfWrittenBytes, fhBytesOf } from '../rules/content';
 import { Errno, Failure, Result, fail, ok } from '../rules/errno';
 import { Extent, extentsChangedBetween, validateExtents } from '../rules/extents';
@@ -18,7 +18,7 @@ import { existing, removeInode } from './namespace-ops';
 import { Scope } from './overlay';
 import { blockIdsOf, checkUsable } from './block-refs';
 import { FhFlags, FhRecord, Inode, Session, StoredContent, VersionRecord, decodeRecord, encodeRecord, fhKey, sessionKey } from './records';
-import { AssemblyRequired, BLOCK_SIZE_BYTES, ContentSource, assembledOf, assemblyRequired, buildContent, sourceOf } from './version-content';
+import { Agreement, AssemblyRequired, BLOCK_SIZE_BYTES, ContentSource, assembledOf, assemblyRequired, buildContent, sourceOf } from './version-content';
 import { addConflictCopy, addVersion, contentOf, readHistory, requireVersion, updateVersion } from './versions';
 
 /** Open fhs per session (EMFILE beyond): the session record lists them, and its end releases them in one command. */
@@ -186,9 +186,9 @@ function fhSourceOf(cmd: Cmd<'commitVersion'>, base: VersionRecord): Result<{ so
  * command are trusted: it stored them on a majority before proposing).
  */
 export async function contentFor(
-  scope: Scope, placements: readonly Placement[], size: number, head: VersionRecord, fh: ContentSource, cmd: MutationCommand,
+  scope: Scope, placements: readonly Placement[], size: number, head: VersionRecord, fh: ContentSource, cmd: MutationCommand, agreement?: Agreement,
 ): Promise<Result<StoredContent> | AssemblyRequired> {
-  const built = buildContent(placements, size, head.version, sourceOf(head), fh, assembledOf(cmd.assembled));
+  const built = buildContent(placements, size, head.version, sourceOf(head), fh, assembledOf(cmd.assembled), agreement);
   if (!built.ok) return built;
   if (built.value.kind === 'needs-assembly') return assemblyRequired(built.value.needed);
   const usable = await checkUsable(scope, blockIdsOf(built.value.content), cmd.nowMs, new Set(built.value.assembledIds));
@@ -236,7 +236,8 @@ export async function commitVersion(scope: Scope, cmd: Cmd<'commitVersion'>): Pr
   const decision = decided.value;
   if (decision.kind === 'no-change') return released(scope, cmd, ok({ kind: decision.kind, version: fh.pinnedVersion, sizeBytes: base.sizeBytes }));
   const target = decision.kind === 'conflict-reject' ? decision.conflictCopy : decision;
-  const content = await contentFor(scope, target.placements, target.size, head, fhContent.value.source, cmd);
+  const agreement = { headChanged: changed.value.extents, fhClaims: commitClaims(base.sizeBytes, cmd.newSize, fhContent.value.written) };
+  const content = await contentFor(scope, target.placements, target.size, head, fhContent.value.source, cmd, agreement);
   if (!content.ok) return content;
 
   if (decision.kind === 'conflict-reject') {

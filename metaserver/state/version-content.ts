@@ -4,7 +4,8 @@
  * position and the fh's version. Inline when every source is inline and the
  * result fits INLINE_LIMIT_BYTES; otherwise a block list (rules/content.ts
  * planBlocks): whole blocks reused by id, holes for zeros, and the blocks
- * whose bytes mix sources or sit off a block boundary "assembled". Apply never
+ * whose bytes mix sources or sit off a block boundary "assembled" (unless the
+ * Agreement below shows one side's block already holds them). Apply never
  * reads block bytes, so assembled blocks come from the leader: the first
  * proposal answers NEEDS_ASSEMBLY with the pieces, the leader builds and
  * stores those blocks, and proposes again naming them for that head version.
@@ -13,6 +14,7 @@
 import { DEFAULT_BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES, Placement } from '../rules/commit';
 import { BlockRun, copyPlacements, planBlocks } from '../rules/content';
 import { Errno, Failure, Result, fail, ok } from '../rules/errno';
+import { Extent, overlaps } from '../rules/extents';
 import { StoredContent } from './records';
 
 /** The one block size of this state: a version lists blocks of exactly this size (the last may be short). */
@@ -40,6 +42,19 @@ export interface AssemblyNeeded {
 export interface Assembled {
   forHead: number;
   ids: Map<number, string>;
+}
+
+/**
+ * Where the head and the fh's version are known to hold the same bytes as the
+ * result: outside `headChanged` (what changed since the fh's base) the head is
+ * the base, so the fh's bytes are the result; outside `fhClaims` (what the fh
+ * wrote or resized) the fh is the base, so the head's bytes are. So a block only
+ * one side touched is reused whole instead of assembled. Positional commits only
+ * (an append moves bytes, and its placements say so).
+ */
+export interface Agreement {
+  headChanged: readonly Extent[];
+  fhClaims: readonly Extent[];
 }
 
 export type BuiltContent = { kind: 'built'; content: StoredContent; assembledIds: string[] } | { kind: 'needs-assembly'; needed: AssemblyNeeded };
@@ -72,7 +87,9 @@ function piecesIn(placements: readonly Placement[], from: number, to: number): P
  * placements do not fit the sources; EIO when a stored block list disagrees
  * with its size.
  */
-export function buildContent(placements: readonly Placement[], size: number, headVersion: number, head: ContentSource, fh: ContentSource, assembled?: Assembled): Result<BuiltContent> {
+export function buildContent(
+  placements: readonly Placement[], size: number, headVersion: number, head: ContentSource, fh: ContentSource, assembled?: Assembled, agreement?: Agreement,
+): Result<BuiltContent> {
   if (head.kind === 'inline' && fh.kind === 'inline' && size <= INLINE_LIMIT_BYTES) {
     const bytes = copyPlacements(placements, size, head.bytes, fh.bytes);
     if (!bytes.ok) return bytes;
@@ -87,11 +104,27 @@ export function buildContent(placements: readonly Placement[], size: number, hea
   if (!plan.ok) return plan;
   const blocks: string[] = new Array<string>(Math.ceil(size / BLOCK_SIZE_BYTES)).fill('');
   const toAssemble: BlockToAssemble[] = [];
+  const positional = placements.every((p) => p.source === 'zero' || p.sourceOffset === p.offset);
+  /** The id of block `index` of a source that holds exactly the result's bytes there, if its block has the same extent. */
+  const sameBlockOf = (source: ContentSource, index: number, from: number, to: number): string | undefined => {
+    if (source.kind !== 'blocks' || index >= source.blocks.length) return undefined;
+    return Math.min(from + BLOCK_SIZE_BYTES, source.sizeBytes) === to ? source.blocks[index] : undefined;
+  };
   const assembleRun = (run: BlockRun): void => {
     for (let k = 0; k < run.blockCount; k++) {
       const index = run.firstBlock + k;
       const from = index * BLOCK_SIZE_BYTES;
-      toAssemble.push({ index, pieces: piecesIn(placements, from, Math.min(from + BLOCK_SIZE_BYTES, size)) });
+      const to = Math.min(from + BLOCK_SIZE_BYTES, size);
+      const pieces = piecesIn(placements, from, to);
+      if (agreement && positional && pieces.every((p) => p.source !== 'zero')) {
+        const range = [{ offset: from, length: to - from }];
+        const reused = !overlaps(agreement.headChanged, range) ? sameBlockOf(fh, index, from, to) : !overlaps(agreement.fhClaims, range) ? sameBlockOf(head, index, from, to) : undefined;
+        if (reused !== undefined) {
+          blocks[index] = reused;
+          continue;
+        }
+      }
+      toAssemble.push({ index, pieces });
     }
   };
   for (const run of plan.value) {
