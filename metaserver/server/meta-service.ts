@@ -106,7 +106,7 @@ export class MetaService {
   private lastExpiryScanMs = -Infinity;
 
   constructor(private readonly node: RaftNode, private readonly machine: MetaStateMachine, private readonly options: MetaServiceOptions) {
-    this.tracker = new SessionTracker({ takeoverTtlMs: options.maxSessionTtlMs, maxSessions: options.maxSessions });
+    this.tracker = new SessionTracker({ maxSessions: options.maxSessions });
   }
 
   /** Starts the leader-duty timer (session expiry). */
@@ -161,14 +161,14 @@ export class MetaService {
     this.trackedTerm = 0;
     // After a ReadIndex in this term, everything committed before it is applied here.
     await this.node.readIndex({ timeoutMs: this.options.requestTimeoutMs });
-    const sessionIds = await this.machine.query.sessionIds();
+    const sessions = await this.machine.query.sessions();
     const now = this.node.status();
     if (now.role !== 'leader' || now.term !== term) return;
-    this.tracker.becomeLeader(sessionIds, this.options.monotonicMs());
+    this.tracker.becomeLeader(sessions, this.options.monotonicMs());
     for (const open of this.opensDuringTakeover) this.tracker.opened(open.sessionId, open.ttlMs, this.options.monotonicMs());
     this.opensDuringTakeover = [];
     this.trackedTerm = term;
-    this.options.logger.info('session tracking started', { term, sessions: sessionIds.length });
+    this.options.logger.info('session tracking started', { term, sessions: sessions.length });
   }
 
   // ---- errors ------------------------------------------------------------

@@ -1,10 +1,11 @@
 import { SessionTracker } from './sessions';
 
 const TTL_MS = 10_000;
+/** An inherited session's own TTL. */
 const TAKEOVER_MS = 60_000;
 
 function tracker(maxSessions = 100): SessionTracker {
-  return new SessionTracker({ takeoverTtlMs: TAKEOVER_MS, maxSessions });
+  return new SessionTracker({ maxSessions });
 }
 
 describe('the leader\'s session keepalive tracking', () => {
@@ -25,9 +26,9 @@ describe('the leader\'s session keepalive tracking', () => {
     expect(t.expiredAt(9_000 + TTL_MS, 10)).toEqual([7]);
   });
 
-  it('gives every inherited session a full takeover TTL from the moment of leadership', () => {
+  it('gives every inherited session its own full TTL from the moment of leadership', () => {
     const t = tracker();
-    t.becomeLeader([3, 4], 50_000);
+    t.becomeLeader([{ id: 3, ttlMs: TAKEOVER_MS }, { id: 4, ttlMs: TAKEOVER_MS }], 50_000);
     expect(t.expiredAt(50_000 + TAKEOVER_MS - 1, 10)).toEqual([]);
     expect(t.expiredAt(50_000 + TAKEOVER_MS, 10)).toEqual([3, 4]);
   });
@@ -52,7 +53,7 @@ describe('the leader\'s session keepalive tracking', () => {
 
   it('does not know a session that expired or was closed: a keepalive for it answers undefined', () => {
     const t = tracker();
-    t.becomeLeader([9], 0);
+    t.becomeLeader([{ id: 9, ttlMs: TAKEOVER_MS }], 0);
     t.forget(9);
     expect(t.keepAlive(9, 1)).toBeUndefined();
     expect(t.keepAlive(12345, 1)).toBeUndefined();
@@ -66,21 +67,21 @@ describe('the leader\'s session keepalive tracking', () => {
     expect(t.isLeading).toBe(false);
     expect(t.expiredAt(1_000_000, 10)).toEqual([]);
     expect(() => t.keepAlive(1, 1)).toThrow(/not leading/);
-    t.becomeLeader([1], 2_000_000);
+    t.becomeLeader([{ id: 1, ttlMs: TAKEOVER_MS }], 2_000_000);
     expect(t.expiredAt(2_000_000 + TAKEOVER_MS - 1, 10)).toEqual([]);
   });
 
   it('refuses to track more sessions than its limit', () => {
     const t = tracker(2);
-    t.becomeLeader([1], 0);
+    t.becomeLeader([{ id: 1, ttlMs: TAKEOVER_MS }], 0);
     t.opened(2, TTL_MS, 0);
     expect(t.hasRoom()).toBe(false);
     expect(() => t.opened(3, TTL_MS, 0)).toThrow(/more than 2 sessions/);
-    expect(() => t.becomeLeader([1, 2, 3], 0)).toThrow(/exceed the limit/);
+    expect(() => t.becomeLeader([{ id: 1, ttlMs: TAKEOVER_MS }, { id: 2, ttlMs: TAKEOVER_MS }, { id: 3, ttlMs: TAKEOVER_MS }], 0)).toThrow(/exceed the limit/);
   });
 
   it('refuses nonsensical options', () => {
-    expect(() => new SessionTracker({ takeoverTtlMs: 0, maxSessions: 1 })).toThrow(/bad options/);
-    expect(() => new SessionTracker({ takeoverTtlMs: 1, maxSessions: 0 })).toThrow(/bad options/);
+    expect(() => new SessionTracker({ maxSessions: 0 })).toThrow(/bad options/);
+    expect(() => new SessionTracker({ maxSessions: 10 }).becomeLeader([{ id: 1, ttlMs: 0 }], 0)).toThrow(/TTL 0/);
   });
 });

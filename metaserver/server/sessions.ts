@@ -6,15 +6,11 @@
  * follower (the service calls stepDown() when leadership is lost) and never
  * expire a session earlier than a full TTL after this member became leader.
  *
- * A session this leader saw opened has its own TTL. One opened through an
- * earlier leader is held for `takeoverTtlMs` (the largest TTL the server
- * accepts): the state query lists ids only, and too long is safe, too short
- * is not.
+ * Every session keeps its own TTL: one opened through an earlier leader gets
+ * its TTL (read from the state) afresh from the moment of takeover.
  */
 
 export interface SessionTrackerOptions {
-  /** TTL given to sessions this leader inherited (their own TTL is not known here). */
-  takeoverTtlMs: number;
   /** At most this many sessions are tracked; opened() refuses beyond. */
   maxSessions: number;
 }
@@ -29,7 +25,7 @@ export class SessionTracker {
   private leading = false;
 
   constructor(private readonly options: SessionTrackerOptions) {
-    if (!(options.takeoverTtlMs > 0) || !Number.isInteger(options.maxSessions) || options.maxSessions < 1) {
+    if (!Number.isInteger(options.maxSessions) || options.maxSessions < 1) {
       throw new Error(`SessionTracker: bad options ${JSON.stringify(options)}`);
     }
   }
@@ -47,10 +43,13 @@ export class SessionTracker {
   }
 
   /** This member became leader (and has applied everything committed before): every listed session starts a full TTL now. */
-  becomeLeader(sessionIds: readonly number[], nowMs: number): void {
-    if (sessionIds.length > this.options.maxSessions) throw new Error(`SessionTracker: ${sessionIds.length} sessions exceed the limit ${this.options.maxSessions}`);
+  becomeLeader(sessions: ReadonlyArray<{ id: number; ttlMs: number }>, nowMs: number): void {
+    if (sessions.length > this.options.maxSessions) throw new Error(`SessionTracker: ${sessions.length} sessions exceed the limit ${this.options.maxSessions}`);
     this.sessions.clear();
-    for (const id of sessionIds) this.sessions.set(id, { lastKeepAliveMs: nowMs, ttlMs: this.options.takeoverTtlMs });
+    for (const { id, ttlMs } of sessions) {
+      if (!(ttlMs > 0)) throw new Error(`SessionTracker: session ${id} has TTL ${ttlMs}`);
+      this.sessions.set(id, { lastKeepAliveMs: nowMs, ttlMs });
+    }
     this.leading = true;
   }
 

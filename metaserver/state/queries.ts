@@ -6,13 +6,15 @@
  */
 import { ClassicLevel } from 'classic-level';
 import { PointReader } from './overlay';
+import { MAX_BLOCK_IDS_PER_COMMAND } from './block-refs';
 import { Errno, Result, fail, ok } from '../rules/errno';
 import { FileType } from '../rules/modes';
 import { checkName, checkXattrName } from '../rules/names';
 import { Caller, R_OK, mayAccess, mayAccessXattr, mayLookup, xattrListable } from '../rules/permissions';
 import {
   Attrs, COUNTERS_KEY, ConflictCopyRecord, Counters, FhRecord, Inode, VersionRecord, attrsOf, conflictCopyKey, conflictCopyRange, decodeDirent, decodeRecord,
-  direntKey, direntName, direntRange, fhKey, inodeKey, readU64, sessionRange, versionKey, versionRange, xattrKey,
+  direntKey, direntName, direntRange, fhKey, inodeKey, readU64, sessionRange, versionKey, versionRange, xattrKey, Session, BlockRecord, blockIdOfKey, blockRange,
+  unreferencedBlockRange,
 } from './records';
 
 /** At most this many entries per readdir page, whatever the caller asks. */
@@ -234,9 +236,64 @@ export class MetaQueries {
     return { inodesInUse: counters.inodesInUse, nextHandle: counters.nextHandle, sessionsOpen: counters.sessionsOpen };
   }
 
-  /** The ids of open sessions (for the leader's expiry timers after it takes over), at most MAX_SESSIONS_LISTED. */
+  /** The ids of open sessions, at most MAX_SESSIONS_LISTED. */
   async sessionIds(): Promise<number[]> {
-    const keys = await this.db.keys({ ...sessionRange, limit: MAX_SESSIONS_LISTED }).all();
-    return keys.map((key) => readU64(key, 1));
+    return (await this.sessions()).map((session) => session.id);
+  }
+
+  /** Open sessions with their TTLs (a new leader gives each its own TTL afresh), at most MAX_SESSIONS_LISTED. */
+  async sessions(): Promise<Array<{ id: number; ttlMs: number }>> {
+    const values = await this.db.values({ ...sessionRange, limit: MAX_SESSIONS_LISTED }).all();
+    return values.map((bytes) => {
+      const session = decodeRecord<Session>(bytes, 'session');
+      return { id: session.id, ttlMs: session.ttlMs };
+    });
+  }
+
+  /** The counters record: sizes of the state for metrics and fsck. */
+  async counters(): Promise<Counters> {
+    const bytes = await this.records.get(COUNTERS_KEY);
+    return bytes ? decodeRecord<Counters>(bytes, 'counters') : { nextHandle: 1, inodesInUse: 0, sessionsOpen: 0 };
+  }
+
+  /** Blocks with no reference, oldest id order, at most `limit`: what the leader may propose to collect. */
+  async unreferencedBlocks(limit: number): Promise<string[]> {
+    const keys = await this.db.keys({ ...unreferencedBlockRange, limit: Math.min(limit, MAX_BLOCK_IDS_PER_COMMAND) }).all();
+    return keys.map(blockIdOfKey);
+  }
+
+  /** Every block some kept version or conflict copy references, in pages (block repair walks this). */
+  async *referencedBlockIds(pageSize = 1_000): AsyncGenerator<string> {
+    const iterator = this.db.iterator({ ...blockRange });
+    try {
+      for (;;) {
+        const page = await iterator.nextv(pageSize);
+        if (page.length === 0) return;
+        for (const [key, value] of page) {
+          if (decodeRecord<BlockRecord>(value, 'block').refs > 0) yield blockIdOfKey(key);
+        }
+      }
+    } finally {
+      await iterator.close();
+    }
+  }
+
+  /**
+   * Regular files above `afterHandle` that keep more than keepLast versions or
+   * any conflict copy — the ones a retention pass may shrink — at most `limit`,
+   * scanning at most `maxScanned` inodes. `next` resumes the scan (0 = done).
+   */
+  async retentionCandidates(afterHandle: number, keepLast: number, limit: number, maxScanned = 10_000): Promise<{ handles: number[]; next: number }> {
+    const rows = await this.db.iterator({ gt: inodeKey(afterHandle), lt: inodeKey(Number.MAX_SAFE_INTEGER), limit: maxScanned }).all();
+    const handles: number[] = [];
+    for (const [key, value] of rows) {
+      const inode = decodeRecord<Inode>(value, 'inode');
+      if (inode.type !== 'reg' || inode.headVersion === undefined) continue;
+      const versionsKept = inode.headVersion - (inode.firstVersion ?? 1) + 1;
+      const copiesKept = (inode.conflictCopies ?? 0) - (inode.firstConflictCopy ?? 1) + 1;
+      if (versionsKept > keepLast || copiesKept > 0) handles.push(readU64(key, 1));
+      if (handles.length >= limit) return { handles, next: readU64(key, 1) };
+    }
+    return { handles, next: rows.length === maxScanned ? readU64(rows[rows.length - 1][0], 1) : 0 };
   }
 }
