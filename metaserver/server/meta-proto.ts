@@ -66,7 +66,18 @@ export interface ReleaseRequest { header: Header | null; fh: number }
 export interface WrittenRange { offset: number; data: Uint8Array }
 /** proto enum ConflictPolicy (protobufjs decodes enums as their numbers). */
 export const ConflictPolicy = { LWW: 0, REJECT: 1 } as const;
-export interface CommitVersionRequest { header: Header | null; fh: number; baseVersion: number; written: WrittenRange[]; newSize: number; policy: number }
+export interface CommitVersionRequest {
+  header: Header | null; fh: number; baseVersion: number; written: WrittenRange[]; newSize: number; policy: number;
+  release?: boolean; blockForm?: boolean; blocks?: string[]; writtenExtents?: Extent[];
+}
+export interface RestoreVersionRequest { header: Header | null; handle: number; version: number }
+export interface RestoreVersionReply extends Reply { version: number; sizeBytes: number }
+export interface PutBlockRequest { header: Header | null; data: Uint8Array; id: string }
+export interface PutBlockReply extends Reply { id: string }
+export interface GetBlockRequest { id: string }
+export interface GetBlockReply extends ErrnoFields { data: Uint8Array }
+export interface HasBlocksRequest { ids: string[] }
+export interface HasBlocksReply { present: boolean[] }
 export interface CommitVersionReply extends Reply {
   kind: string; version: number; sizeBytes: number; conflictVersion: number; conflictCopy: number; headVersion: number;
 }
@@ -76,9 +87,11 @@ export interface Extent { offset: number; length: number }
 export interface VersionInfo {
   version: number; sizeBytes: number; kind: string; baseVersion: number; sessionId: number; fh: number; commitTimeMs: number; mtimeMs: number;
   changedExtents: Extent[]; conflict: boolean; lostToVersion: number; overwroteVersion: number;
+  blocks: string[]; blockSizeBytes: number; restoredFrom: number;
 }
 export interface ConflictCopyInfo {
   copy: number; baseVersion: number; lostToVersion: number; sizeBytes: number; sessionId: number; fh: number; commitTimeMs: number; changedExtents: Extent[];
+  blocks: string[]; blockSizeBytes: number;
 }
 export interface GetVersionRequest { caller: Caller | null; handle: number; version: number }
 export interface GetVersionReply extends ErrnoFields { info?: VersionInfo | null; content: Uint8Array }
@@ -122,6 +135,10 @@ export const metaService = {
   Open: method<OpenRequest, OpenReply>('Open', 'OpenRequest', 'OpenReply'),
   Release: method<ReleaseRequest, Reply>('Release', 'ReleaseRequest', 'Reply'),
   CommitVersion: method<CommitVersionRequest, CommitVersionReply>('CommitVersion', 'CommitVersionRequest', 'CommitVersionReply'),
+  RestoreVersion: method<RestoreVersionRequest, RestoreVersionReply>('RestoreVersion', 'RestoreVersionRequest', 'RestoreVersionReply'),
+  PutBlock: method<PutBlockRequest, PutBlockReply>('PutBlock', 'PutBlockRequest', 'PutBlockReply'),
+  GetBlock: method<GetBlockRequest, GetBlockReply>('GetBlock', 'GetBlockRequest', 'GetBlockReply'),
+  HasBlocks: method<HasBlocksRequest, HasBlocksReply>('HasBlocks', 'HasBlocksRequest', 'HasBlocksReply'),
 } satisfies grpc.ServiceDefinition;
 
 export type MetaMethod = keyof typeof metaService;

@@ -5,12 +5,14 @@
  * this file takes out the metaserver's own flags first (--clients and the
  * session TTLs) and checks them. Must never open sockets or databases.
  */
-import { MAX_SESSION_TTL_MS } from '../state/commands';
+import { MAX_KEEP_LAST, MAX_SESSION_TTL_MS } from '../state/commands';
 import { ServerConfig, ServerConfigError, parseServerArgs } from '../../raft/node/server-config';
 import { parseHostPort } from '../../raft/transport/options';
 
 export const META_USAGE = `usage: node dist/metaserver/server/server-main.js --id ID --listen HOST:PORT --client-listen HOST:PORT --data DIR
   --peers ID=RAFT_HOST:PORT,... [--clients ID=CLIENT_HOST:PORT,...] [--session-ttl-ms 10000] [--max-session-ttl-ms 60000]
+  [--keep-last 10] [--keep-younger-than-ms 3600000] [--keep-conflicts-younger-than-ms 604800000] [--block-gc-grace-ms 600000]
+  [--duty-interval-ms 10000] [--config FILE.json]
   [--metrics-listen HOST:PORT] [--tick-ms 50] [--election-ticks 10] [--heartbeat-ticks 1] [--snapshot-entries 10000]
   [--snapshot-trailing-entries 1000] [--join] [--verbose]
   --data DIR holds DIR/raft (the Raft log) and DIR/state (the metadata state).
@@ -23,9 +25,26 @@ export interface MetaServerConfig {
   clientAddresses: Map<string, string>;
   defaultSessionTtlMs: number;
   maxSessionTtlMs: number;
+  /** Version retention (rules/retention.ts), applied by the leader's retention passes. */
+  retention: { keepLast: number; keepYoungerThanMs: number; keepConflictsYoungerThanMs: number };
+  /** A block unreferenced for this long may be collected. */
+  blockGcGraceMs: number;
+  /** How often the leader runs a retention pass and a block collection. */
+  dutyIntervalMs: number;
 }
 
-const META_FLAGS = new Set(['--clients', '--session-ttl-ms', '--max-session-ttl-ms']);
+const META_FLAGS = new Set([
+  '--clients', '--session-ttl-ms', '--max-session-ttl-ms', '--keep-last', '--keep-younger-than-ms', '--keep-conflicts-younger-than-ms', '--block-gc-grace-ms',
+  '--duty-interval-ms',
+]);
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+function intFlag(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) fail(`${flag} must be an integer in ${min}..${max}, got ${JSON.stringify(value)}`);
+  return parsed;
+}
 
 function fail(problem: string): never {
   throw new ServerConfigError(problem);
@@ -84,5 +103,12 @@ export function parseMetaServerArgs(argv: readonly string[]): MetaServerConfig {
   const defaultSessionTtlMs = ttlFlag('--session-ttl-ms', own.get('--session-ttl-ms'), 10_000);
   const maxSessionTtlMs = ttlFlag('--max-session-ttl-ms', own.get('--max-session-ttl-ms'), Math.max(60_000, defaultSessionTtlMs));
   if (defaultSessionTtlMs > maxSessionTtlMs) fail(`--session-ttl-ms (${defaultSessionTtlMs}) exceeds --max-session-ttl-ms (${maxSessionTtlMs})`);
-  return { raft, clientListenAddress: raft.clientListenAddress, clientAddresses, defaultSessionTtlMs, maxSessionTtlMs };
+  const retention = {
+    keepLast: intFlag('--keep-last', own.get('--keep-last'), 10, 1, MAX_KEEP_LAST),
+    keepYoungerThanMs: intFlag('--keep-younger-than-ms', own.get('--keep-younger-than-ms'), 60 * 60 * 1000, 0, 3650 * DAY_MS),
+    keepConflictsYoungerThanMs: intFlag('--keep-conflicts-younger-than-ms', own.get('--keep-conflicts-younger-than-ms'), 7 * DAY_MS, 0, 3650 * DAY_MS),
+  };
+  const blockGcGraceMs = intFlag('--block-gc-grace-ms', own.get('--block-gc-grace-ms'), 10 * 60 * 1000, 0, 30 * DAY_MS);
+  const dutyIntervalMs = intFlag('--duty-interval-ms', own.get('--duty-interval-ms'), 10_000, 100, DAY_MS);
+  return { raft, clientListenAddress: raft.clientListenAddress, clientAddresses, defaultSessionTtlMs, maxSessionTtlMs, retention, blockGcGraceMs, dutyIntervalMs };
 }

@@ -10,7 +10,8 @@
 import { Caller as RuleCaller, checkCaller } from '../rules/permissions';
 import { ConflictPolicy as RuleConflictPolicy } from '../rules/commit';
 import { MAX_SESSION_TTL_MS, MAX_WRITTEN_RANGES, WrittenRange as StateWrittenRange } from '../state/commands';
-import { Caller, ConflictPolicy, Header, WrittenRange } from './meta-proto';
+import { BLOCK_ID_PATTERN } from '../rules/retention';
+import { Caller, ConflictPolicy, Extent, Header, WrittenRange } from './meta-proto';
 
 /** Strings longer than this cannot be decoded from a command (state/commands.ts), so they are refused here. */
 export const MAX_REQUEST_STRING_CHARS = 8192;
@@ -100,6 +101,30 @@ export function inlineBytesOf(ranges: WrittenRange[] | null | undefined): number
   let total = 0;
   for (const range of ranges ?? []) total += range.data instanceof Uint8Array ? range.data.byteLength : 0;
   return total;
+}
+
+/** A block-form commit's extents: non-empty, safe, at most MAX_WRITTEN_RANGES. */
+export function requireExtents(field: string, extents: Extent[] | null | undefined): Array<{ offset: number; length: number }> {
+  const list = extents ?? [];
+  if (list.length > MAX_WRITTEN_RANGES) throw new RequestError(`${field} holds ${list.length} ranges, more than ${MAX_WRITTEN_RANGES}`);
+  return list.map((extent, i) => {
+    const offset = requireUint(`${field}[${i}].offset`, extent.offset);
+    const length = requireId(`${field}[${i}].length`, extent.length);
+    if (offset + length > Number.MAX_SAFE_INTEGER) throw new RequestError(`${field}[${i}] ends beyond 2^53-1`);
+    return { offset, length };
+  });
+}
+
+/** Block ids: 64 lowercase hex digits each ('' = a hole, where allowed), at most maxIds. */
+export function requireBlockIds(field: string, ids: string[] | null | undefined, allowHoles: boolean, maxIds: number): string[] {
+  const list = ids ?? [];
+  if (list.length > maxIds) throw new RequestError(`${field} lists ${list.length} blocks, more than ${maxIds}`);
+  list.forEach((id, i) => {
+    if (typeof id !== 'string' || !(BLOCK_ID_PATTERN.test(id) || (allowHoles && id === ''))) {
+      throw new RequestError(`${field}[${i}] ${JSON.stringify(String(id).slice(0, 80))} is not a SHA-256 block id (64 lowercase hex digits)`);
+    }
+  });
+  return list;
 }
 
 export function requirePolicy(value: number): RuleConflictPolicy {

@@ -1,7 +1,9 @@
 /**
  * The metadata server process: RaftNode (LevelRaftStorage in DATA/raft,
- * GrpcTransport) replicating the MetaStateMachine (DATA/state), and the
- * metadata gRPC API (proto/metaserver.proto) on --client-listen.
+ * GrpcTransport) replicating the MetaStateMachine (DATA/state), the block
+ * store (DATA/blocks), and on --client-listen the metadata gRPC API
+ * (proto/metaserver.proto) beside the members' BlockPeer service
+ * (proto/blocks.proto); metrics on --metrics-listen.
  * Owns process wiring, exit codes (2 = bad configuration, 1 = failed to start,
  * 70 = fatal error at run time, 0 = stopped by SIGTERM/SIGINT, after handing
  * leadership over) and the readiness line on stdout. Must never hold Raft or
@@ -14,12 +16,20 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { EXIT_BAD_CONFIG, EXIT_START_FAILED, Fail, announceReady, failWith, listenMetrics, startMember, stopOnSignals } from '../../raft/node/member-process';
 import { ServerConfigError } from '../../raft/node/server-config';
+import * as path from 'node:path';
+import { BlockStore } from '../blocks/block-store';
 import { MetaStateMachine } from '../state/meta-state-machine';
+import { BlockAccess } from './block-access';
+import { argsFromConfigFile } from './config-file';
+import { LeaderDuties } from './leader-duties';
+import { MetaMetrics, instrumentHandlers } from './meta-metrics';
 import { MetaServerConfig, parseMetaServerArgs } from './meta-server-config';
 import { metaService } from './meta-proto';
 import { MetaService } from './meta-service';
 
+/** A call without a deadline waits this long for the cluster; a client's deadline is honoured up to MAX_REQUEST_TIMEOUT_MS. */
 const REQUEST_TIMEOUT_MS = 5_000;
+const MAX_REQUEST_TIMEOUT_MS = 120_000;
 const MAX_SESSIONS = 100_000;
 const MAX_EXPIRIES_PER_ROUND = 64;
 
@@ -27,22 +37,62 @@ const fail: Fail = failWith('handlefs metaserver');
 
 async function run(config: MetaServerConfig): Promise<void> {
   const raftConfig = config.raft;
-  const { node, machine: state, logger, registry } = await startMember(raftConfig, 'state', (dir) => MetaStateMachine.open(dir), fail);
-  const service = new MetaService(node, state, {
-    clientAddresses: config.clientAddresses,
+  let blockStore: BlockStore | undefined;
+  const { node, machine: state, logger, registry } = await startMember(raftConfig, 'state', async (dir) => {
+    const machine = await MetaStateMachine.open(dir);
+    blockStore = await BlockAccess.openStoreFor(machine, path.join(raftConfig.dataDir, 'blocks'));
+    return machine;
+  }, fail);
+  if (!blockStore) throw new Error('the block store was not opened with the state machine');
+  const peers = new Map([...config.clientAddresses].filter(([id]) => id !== raftConfig.id));
+  const blocks = BlockAccess.create({ store: blockStore, selfId: raftConfig.id, peers, machine: state, logger, registry });
+  let blocksCollected = 0;
+  const deleteCollected = state.onBlocksCollected;
+  state.onBlocksCollected = async (ids) => {
+    await deleteCollected(ids);
+    blocksCollected += ids.length;
+  };
+  const metrics = new MetaMetrics({
+    registry,
+    memberId: raftConfig.id,
+    state: async () => {
+      const counters = await state.query.counters();
+      const stored = blocks.store.stats();
+      return {
+        handles: counters.inodesInUse, sessions: counters.sessionsOpen, openFhs: counters.fhsOpen ?? 0, versions: counters.versionsKept ?? 0,
+        conflictVersions: counters.conflictVersions ?? 0, conflictCopies: counters.conflictCopiesKept ?? 0, blocksStored: stored.blocks, blockBytesStored: stored.bytes,
+        blocksCollected,
+      };
+    },
+  });
+  const duties = new LeaderDuties(node, state, {
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
-    defaultSessionTtlMs: config.defaultSessionTtlMs,
-    maxSessionTtlMs: config.maxSessionTtlMs,
     // Often enough that a session is expired within a quarter TTL of its deadline; never busier than 10 rounds/s.
     expiryIntervalMs: Math.max(100, Math.min(1_000, Math.floor(config.defaultSessionTtlMs / 4))),
     maxExpiriesPerRound: MAX_EXPIRIES_PER_ROUND,
     maxSessions: MAX_SESSIONS,
+    retention: config.retention,
+    blockGcGraceMs: config.blockGcGraceMs,
+    dutyIntervalMs: config.dutyIntervalMs,
     wallClockMs: () => Date.now(),
     monotonicMs: () => performance.now(),
     logger,
+    metrics,
+  });
+  const service = new MetaService(node, state, blocks, duties, {
+    clientAddresses: config.clientAddresses,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    maxRequestTimeoutMs: MAX_REQUEST_TIMEOUT_MS,
+    defaultSessionTtlMs: config.defaultSessionTtlMs,
+    maxSessionTtlMs: config.maxSessionTtlMs,
+    maxSessions: MAX_SESSIONS,
+    wallClockMs: () => Date.now(),
+    logger,
+    metrics,
   });
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 1024 });
-  server.addService(metaService, service.implementation());
+  server.addService(metaService, instrumentHandlers(service.implementation(), metrics));
+  blocks.addTo(server);
   let clientPort: number;
   try {
     clientPort = await new Promise<number>((resolve, reject) => {
@@ -53,15 +103,17 @@ async function run(config: MetaServerConfig): Promise<void> {
     await state.close().catch(() => {});
     fail(EXIT_START_FAILED, `could not listen on --client-listen ${config.clientListenAddress}: ${(error as Error).message}`);
   }
-  service.start();
-  const metrics = raftConfig.metricsListenAddress ? await listenMetrics(raftConfig.metricsListenAddress, registry, () => node.status()) : undefined;
+  duties.start();
+  blocks.start();
+  const metricsServer = raftConfig.metricsListenAddress ? await listenMetrics(raftConfig.metricsListenAddress, registry, () => node.status()) : undefined;
 
   stopOnSignals(logger, fail, async () => {
-    service.stop();
+    duties.stop();
+    await blocks.stop();
     // Graceful: the leader hands leadership over first, so clients wait one round trip, not an election.
     await node.stop({ graceful: true });
     server.forceShutdown();
-    metrics?.close();
+    metricsServer?.close();
     await state.close();
   });
   announceReady({ id: raftConfig.id, raftAddress: raftConfig.listenAddress, clientPort });
@@ -74,7 +126,7 @@ async function run(config: MetaServerConfig): Promise<void> {
 export function runMetaServer(argv: readonly string[]): void {
   let config: MetaServerConfig;
   try {
-    config = parseMetaServerArgs(argv);
+    config = parseMetaServerArgs(argsFromConfigFile(argv));
   } catch (error) {
     if (error instanceof ServerConfigError) fail(EXIT_BAD_CONFIG, error.message);
     throw error;

@@ -1,0 +1,133 @@
+/**
+ * One member's block side, wired for the metadata server: its block store
+ * (DATA/blocks), the BlockPeer service it serves beside the client API, the
+ * replicator a leader uploads through, the repair loop every member runs, and
+ * the reads and assembly the API handlers need. Owns the translation between
+ * the state's content records and block bytes. Must never decide what a
+ * version holds (the state machine does) and never delete a block the state
+ * has not collected.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { Registry } from 'prom-client';
+import { RaftLogger } from '../../raft/node/node-logger';
+import { assembleBlocks } from '../blocks/assemble';
+import { blockPeerService } from '../blocks/block-proto';
+import { BlockPeerService } from '../blocks/block-peer-service';
+import { BlockRepair } from '../blocks/block-repair';
+import { BlockReplicator } from '../blocks/block-replicator';
+import { BlockStore } from '../blocks/block-store';
+import { MetaStateMachine } from '../state/meta-state-machine';
+import { StoredContent } from '../state/records';
+import { AssemblyNeeded, BLOCK_SIZE_BYTES } from '../state/version-content';
+
+/** How often a waiting StoreReplica looks at the applied index. */
+const APPLIED_POLL_MS = 5;
+
+export interface BlockAccessOptions {
+  /** Opened with the state machine (openStoreFor), before the node applies anything. */
+  store: BlockStore;
+  selfId: string;
+  /** Every other member's client API address (BlockPeer is served there). */
+  peers: ReadonlyMap<string, string>;
+  machine: MetaStateMachine;
+  logger: RaftLogger;
+  registry: Registry;
+}
+
+export class BlockAccess {
+  private constructor(
+    readonly store: BlockStore,
+    readonly replicator: BlockReplicator,
+    private readonly repair: BlockRepair,
+    private readonly peerService: BlockPeerService,
+  ) {}
+
+  /**
+   * The member's block store, opened beside its state machine and hooked to
+   * it before the node applies anything: collected blocks' bytes go once the
+   * collecting batch is durable, before any later entry applies (so a later
+   * pin's upload is never deleted by an earlier collection).
+   */
+  static async openStoreFor(machine: MetaStateMachine, dir: string): Promise<BlockStore> {
+    const store = await BlockStore.open(dir);
+    machine.onBlocksCollected = async (ids) => {
+      for (const id of ids) await store.delete(id);
+    };
+    return store;
+  }
+
+  static create(options: BlockAccessOptions): BlockAccess {
+    const store = options.store;
+    const replicator = new BlockReplicator({ store, selfId: options.selfId, peers: options.peers, logger: options.logger });
+    const machine = options.machine;
+    const waitApplied = async (index: number, deadlineMs: number): Promise<void> => {
+      // Bounded by the caller's deadline: one look every APPLIED_POLL_MS.
+      while ((await machine.appliedIndex()) < index) {
+        if (Date.now() >= deadlineMs) throw new Error(`applied index ${await machine.appliedIndex()} did not reach ${index} before the deadline`);
+        await new Promise((resolve) => setTimeout(resolve, APPLIED_POLL_MS));
+      }
+    };
+    const peerService = new BlockPeerService({ store, waitApplied, logger: options.logger });
+    const repair = new BlockRepair({ store, fetcher: replicator, referencedIds: () => machine.query.referencedBlockIds(), logger: options.logger, registry: options.registry });
+    return new BlockAccess(store, replicator, repair, peerService);
+  }
+
+  /** Serves BlockPeer on the member's gRPC server. */
+  addTo(server: grpc.Server): void {
+    server.addService(blockPeerService, this.peerService.implementation());
+  }
+
+  start(): void {
+    this.repair.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.repair.stop();
+    this.replicator.close();
+  }
+
+  /** A block's bytes: this member's copy, else a peer's (checked against the id either way). */
+  async read(id: string, deadlineMs: number): Promise<Uint8Array> {
+    const local = await this.store.get(id);
+    if (local) return local;
+    const fetched = await this.replicator.fetch(id, deadlineMs);
+    await this.store.put(id, fetched);
+    return fetched;
+  }
+
+  /** Bytes [offset, offset + length) of a stored content, cut at its end. */
+  async readRange(content: StoredContent, offset: number, length: number, deadlineMs: number): Promise<Uint8Array> {
+    const end = Math.min(content.sizeBytes, offset + length);
+    if (offset >= end) return new Uint8Array();
+    if (!content.blocks) return Buffer.from(content.inlineBase64, 'base64').subarray(offset, end);
+    const out = new Uint8Array(end - offset);
+    const blockSize = content.blockSizeBytes ?? BLOCK_SIZE_BYTES;
+    for (let index = Math.floor(offset / blockSize); index * blockSize < end; index++) {
+      const start = index * blockSize;
+      const id = content.blocks[index];
+      if (id === undefined) throw new Error(`content of ${content.sizeBytes} bytes lists no block ${index}`);
+      if (id === '') continue; // a hole: already zeros
+      const bytes = await this.read(id, deadlineMs);
+      const from = Math.max(offset, start);
+      const to = Math.min(end, start + bytes.length);
+      out.set(bytes.subarray(from - start, to - start), from - offset);
+    }
+    return out;
+  }
+
+  /**
+   * Builds the blocks a commit's apply asked for, stores each on a majority,
+   * and returns them as the command's `assembled` field. They need no pin:
+   * apply trusts ids the leader names for the head version they were built for.
+   */
+  async assemble(needed: AssemblyNeeded, deadlineMs: number): Promise<{ forHead: number; ids: Array<[number, string]> }> {
+    const built = await assembleBlocks({
+      blocks: needed.blocks, sizeBytes: needed.sizeBytes, blockSizeBytes: BLOCK_SIZE_BYTES, head: needed.head, fh: needed.fh,
+      readBlock: (id) => this.read(id, deadlineMs),
+    });
+    for (const block of built) {
+      if (block.id !== '') await this.replicator.replicate(block.id, block.bytes, 0, deadlineMs);
+    }
+    return { forHead: needed.headVersion, ids: built.map((block) => [block.index, block.id]) };
+  }
+}

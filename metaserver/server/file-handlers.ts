@@ -1,0 +1,199 @@
+/**
+ * The API of open file handles, versions and blocks (issue 3 §1, §3, §4):
+ * Open, Release, CommitVersion (inline or block form), RestoreVersion, ReadFh,
+ * GetVersion, ListVersions, GetConflictCopy, PutBlock, GetBlock, HasBlocks.
+ * Mutations go through the context's mutate (exactly once, leader only);
+ * reads are linearizable on any member. Owns the upload rule — a block is
+ * pinned by a replicated command before its bytes are stored, and a commit
+ * naming a block no majority holds is refused before it is proposed. Must
+ * never decide a POSIX answer the state machine decides.
+ */
+import { INLINE_LIMIT_BYTES } from '../rules/commit';
+import { Errno } from '../rules/errno';
+import { MAX_HAS_BLOCKS_IDS } from '../blocks/block-proto';
+import { MAX_BLOCK_BYTES, blockIdOf } from '../blocks/block-store';
+import { MAX_BLOCK_IDS_PER_COMMAND } from '../state/block-refs';
+import { MAX_BLOCKS_PER_VERSION } from '../state/commands';
+import { CommitRejected, CommitResult, OpenResult } from '../state/fh-ops';
+import { RestoreResult } from '../state/history-ops';
+import { MAX_VERSIONS_LISTED, ConflictCopyInfo as StateConflictCopyInfo, VersionInfo as StateVersionInfo } from '../state/queries';
+import { StoredContent } from '../state/records';
+import * as p from './meta-proto';
+import {
+  MAX_READ_LENGTH_BYTES, RequestError, inlineBytesOf, requireBlockIds, requireCaller, requireExtents, requireHeader, requireId, requirePolicy, requireUint,
+  requireWritten,
+} from './request-checks';
+import { CallInfo, Handler, ServiceContext, attrOf, failureFields } from './service-context';
+
+/** An upload pin lasts this long: a writer holding uploaded blocks uncommitted longer uploads (pins) them again. */
+export const BLOCK_PIN_TTL_MS = 24 * 60 * 60 * 1000;
+
+const NO_COMMIT = { kind: '', version: 0, sizeBytes: 0, conflictVersion: 0, conflictCopy: 0, headVersion: 0 };
+
+function versionInfoOf(info: StateVersionInfo): p.VersionInfo {
+  return {
+    version: info.version, sizeBytes: info.sizeBytes, kind: info.kind, baseVersion: info.baseVersion, sessionId: info.sessionId, fh: info.fh ?? 0,
+    commitTimeMs: info.commitTimeMs, mtimeMs: info.mtimeMs, changedExtents: info.changedExtents.map((e) => ({ offset: e.offset, length: e.length })),
+    conflict: info.conflict, lostToVersion: info.lostToVersion ?? 0, overwroteVersion: info.overwroteVersion ?? 0,
+    blocks: info.blocks ?? [], blockSizeBytes: info.blockSizeBytes ?? 0, restoredFrom: info.restoredFrom ?? 0,
+  };
+}
+
+function conflictCopyInfoOf(info: StateConflictCopyInfo): p.ConflictCopyInfo {
+  return {
+    copy: info.copy, baseVersion: info.baseVersion, lostToVersion: info.lostToVersion, sizeBytes: info.sizeBytes, sessionId: info.sessionId, fh: info.fh,
+    commitTimeMs: info.commitTimeMs, changedExtents: info.changedExtents.map((e) => ({ offset: e.offset, length: e.length })),
+    blocks: info.blocks ?? [], blockSizeBytes: info.blockSizeBytes ?? 0,
+  };
+}
+
+/** The bytes a GetVersion / GetConflictCopy reply carries: inline content whole; block content is read by id (GetBlock) or through ReadFh. */
+function inlineContentOf(info: { blocks?: string[] }, bytes: Uint8Array): Uint8Array {
+  return info.blocks ? new Uint8Array() : bytes;
+}
+
+type FileMethods = 'Open' | 'Release' | 'CommitVersion' | 'RestoreVersion' | 'ReadFh' | 'GetVersion' | 'ListVersions' | 'GetConflictCopy' | 'PutBlock' | 'GetBlock' | 'HasBlocks';
+
+export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler<M> } {
+  const q = ctx.machine.query;
+  return {
+    Open: async (r, call) => {
+      const handle = requireId('handle', r.handle);
+      const result = await ctx.mutate(r.header, { op: 'open', handle, read: r.read === true, write: r.write === true, append: r.append === true }, call);
+      if (!result.ok) return { ...failureFields(result), fh: 0, version: 0, sizeBytes: 0, attr: null };
+      const opened = result.value as OpenResult;
+      // The open has applied on this member (propose resolved), so these attrs are at least as new as it.
+      const attrs = await q.getattr(handle);
+      return { ...failureFields(result), fh: opened.fh, version: opened.version, sizeBytes: opened.sizeBytes, attr: attrs.ok ? attrOf(attrs.value) : null };
+    },
+    Release: async (r, call) => failureFields(await ctx.mutate(r.header, { op: 'release', fh: requireId('fh', r.fh) }, call)),
+    CommitVersion: async (r, call) => {
+      requireHeader(r.header);
+      const fh = requireId('fh', r.fh);
+      const baseVersion = requireId('base_version', r.baseVersion);
+      const newSize = requireUint('new_size', r.newSize);
+      const policy = requirePolicy(r.policy);
+      const release = r.release === true;
+      let body;
+      if (r.blockForm === true) {
+        if ((r.written ?? []).length > 0) throw new RequestError('a block-form commit carries no inline written bytes (use written_extents)');
+        const blocks = requireBlockIds('blocks', r.blocks, true, MAX_BLOCKS_PER_VERSION);
+        const writtenExtents = requireExtents('written_extents', r.writtenExtents);
+        const unheld = await unheldBlocks(ctx, blocks, call);
+        if (unheld) return { errno: Errno.ENOENT, message: `block ${unheld} is not held by a majority of the members: upload it (PutBlock) and commit again`, sessionError: '', ...NO_COMMIT };
+        body = { op: 'commitVersion' as const, fh, baseVersion, written: [], newSize, policy, release, blocks, writtenExtents };
+      } else {
+        const written = requireWritten(r.written);
+        // Over the inline limit is a POSIX answer no state can change (as SetXattr's E2BIG): not proposed, and never near the command size cap.
+        const carriedBytes = inlineBytesOf(r.written);
+        if (carriedBytes > INLINE_LIMIT_BYTES) {
+          return { errno: Errno.EFBIG, message: `an inline commit carries at most ${INLINE_LIMIT_BYTES} bytes, this one ${carriedBytes}: commit larger content in block form`, sessionError: '', ...NO_COMMIT };
+        }
+        body = { op: 'commitVersion' as const, fh, baseVersion, written, newSize, policy, release };
+      }
+      const result = await ctx.mutate(r.header, body, call);
+      if (!result.ok) {
+        const rejected = result as Partial<CommitRejected>;
+        if (rejected.conflictCopy !== undefined) ctx.metrics?.commit('conflict-reject');
+        return { ...failureFields(result), ...NO_COMMIT, conflictCopy: rejected.conflictCopy ?? 0, headVersion: rejected.headVersion ?? 0 };
+      }
+      const committed = result.value as CommitResult;
+      ctx.metrics?.commit(committed.kind);
+      return { ...failureFields(result), ...NO_COMMIT, kind: committed.kind, version: committed.version, sizeBytes: committed.sizeBytes, conflictVersion: committed.conflictVersion ?? 0 };
+    },
+    RestoreVersion: async (r, call) => {
+      const result = await ctx.mutate(r.header, { op: 'restoreVersion', handle: requireId('handle', r.handle), version: requireId('version', r.version) }, call);
+      const restored = result.ok ? (result.value as RestoreResult) : { version: 0, sizeBytes: 0 };
+      if (result.ok) ctx.metrics?.commit('restore');
+      return { ...failureFields(result), version: restored.version, sizeBytes: restored.sizeBytes };
+    },
+    ReadFh: async (r, call) => {
+      const fh = requireId('fh', r.fh);
+      const offset = requireUint('offset', r.offset);
+      const length = requireUint('length', r.length, MAX_READ_LENGTH_BYTES);
+      const sessionId = requireUint('session_id', r.sessionId);
+      await ctx.linearizable(call);
+      const result = await q.readThroughFh(fh, sessionId === 0 ? undefined : sessionId);
+      if (!result.ok) return { errno: result.errno, message: result.message, data: new Uint8Array(), version: 0, sizeBytes: 0 };
+      const { info, bytes } = result.value;
+      const content: StoredContent = { sizeBytes: info.sizeBytes, inlineBase64: '', blocks: info.blocks, blockSizeBytes: info.blockSizeBytes };
+      const data = info.blocks ? await ctx.blocks.readRange(content, offset, length, call.deadlineMs) : bytes.subarray(Math.min(offset, bytes.byteLength), Math.min(bytes.byteLength, offset + length));
+      return { errno: 0, message: '', data, version: info.version, sizeBytes: info.sizeBytes };
+    },
+    GetVersion: async (r, call) => {
+      const c = requireCaller('caller', r.caller);
+      const handle = requireId('handle', r.handle);
+      const version = requireId('version', r.version);
+      await ctx.linearizable(call);
+      const result = await q.getVersion(c, handle, version);
+      if (!result.ok) return { errno: result.errno, message: result.message, info: null, content: new Uint8Array() };
+      return { errno: 0, message: '', info: versionInfoOf(result.value.info), content: inlineContentOf(result.value.info, result.value.bytes) };
+    },
+    ListVersions: async (r, call) => {
+      const c = requireCaller('caller', r.caller);
+      const handle = requireId('handle', r.handle);
+      const fromVersion = requireUint('from_version', r.fromVersion) || 1;
+      const pageSize = Math.min(requireUint('limit', r.limit, 0xffffffff) || MAX_VERSIONS_LISTED, MAX_VERSIONS_LISTED);
+      await ctx.linearizable(call);
+      const result = await q.listVersions(c, handle, fromVersion, pageSize);
+      if (!result.ok) return { errno: result.errno, message: result.message, versions: [], nextFromVersion: 0 };
+      const versions = result.value.map(versionInfoOf);
+      // Versions are numbered by key order, so the next page starts after the last one listed.
+      const nextFromVersion = versions.length === pageSize ? versions[versions.length - 1].version + 1 : 0;
+      return { errno: 0, message: '', versions, nextFromVersion };
+    },
+    GetConflictCopy: async (r, call) => {
+      const c = requireCaller('caller', r.caller);
+      const handle = requireId('handle', r.handle);
+      const copy = requireId('copy', r.copy);
+      await ctx.linearizable(call);
+      const result = await q.getConflictCopy(c, handle, copy);
+      if (!result.ok) return { errno: result.errno, message: result.message, info: null, content: new Uint8Array() };
+      return { errno: 0, message: '', info: conflictCopyInfoOf(result.value.info), content: inlineContentOf(result.value.info, result.value.bytes) };
+    },
+    PutBlock: async (r, call) => {
+      requireHeader(r.header);
+      const data = r.data instanceof Uint8Array ? r.data : new Uint8Array();
+      if (data.byteLength > MAX_BLOCK_BYTES) throw new RequestError(`data is ${data.byteLength} bytes; a block holds at most ${MAX_BLOCK_BYTES}`);
+      const given = r.id ? requireBlockIds('id', [r.id], false, 1)[0] : '';
+      if (data.byteLength === 0 && given === '') throw new RequestError('a PutBlock carries data, or an id to pin a block the cluster holds already');
+      const id = data.byteLength > 0 ? blockIdOf(data) : given;
+      if (given !== '' && given !== id) throw new RequestError(`id ${given} does not match the data, whose SHA-256 is ${id}`);
+      // Pinned first, through the log: a collection applied after this cannot take the block, one applied before has deleted it already.
+      const pinned = await ctx.mutate(r.header, { op: 'pinBlocks', ids: [id], untilMs: Date.now() + BLOCK_PIN_TTL_MS }, call);
+      if (!pinned.ok) return { ...failureFields(pinned), id: '' };
+      if (data.byteLength === 0) {
+        const [held] = await ctx.blocks.replicator.majorityHolds([id], call.deadlineMs);
+        if (!held) return { errno: Errno.ENOENT, message: `no majority holds block ${id}: send its bytes`, sessionError: '', id };
+        return { errno: 0, message: '', sessionError: '', id };
+      }
+      // Members store it once their state has applied the pin (the pin's entry is at or below this member's applied index now).
+      await ctx.blocks.replicator.replicate(id, data, await ctx.machine.appliedIndex(), call.deadlineMs);
+      return { errno: 0, message: '', sessionError: '', id };
+    },
+    GetBlock: async (r, call) => {
+      const [id] = requireBlockIds('id', [r.id], false, 1);
+      try {
+        return { errno: 0, message: '', data: await ctx.blocks.read(id, call.deadlineMs) };
+      } catch (error) {
+        return { errno: Errno.ENOENT, message: `no member could serve block ${id}: ${(error as Error).message}`, data: new Uint8Array() };
+      }
+    },
+    HasBlocks: async (r, call) => {
+      const ids = requireBlockIds('ids', r.ids, false, Math.min(MAX_HAS_BLOCKS_IDS, MAX_BLOCK_IDS_PER_COMMAND));
+      return { present: await ctx.blocks.replicator.majorityHolds(ids, call.deadlineMs) };
+    },
+  };
+}
+
+/** The first non-hole block of a commit that no majority is known to hold, or undefined. */
+async function unheldBlocks(ctx: ServiceContext, blocks: readonly string[], call: CallInfo): Promise<string | undefined> {
+  const unique = [...new Set(blocks.filter((id) => id !== ''))];
+  for (let i = 0; i < unique.length; i += MAX_HAS_BLOCKS_IDS) {
+    const page = unique.slice(i, i + MAX_HAS_BLOCKS_IDS);
+    const held = await ctx.blocks.replicator.majorityHolds(page, call.deadlineMs);
+    const missing = page.find((_, k) => !held[k]);
+    if (missing) return missing;
+  }
+  return undefined;
+}
