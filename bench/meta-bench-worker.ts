@@ -1,11 +1,12 @@
 /**
  * One load-generating process of the metadata bench (bench/meta-bench.ts forks
- * it with --worker): its own gRPC client, one session per in-flight slot (the
- * state machine remembers only the last (sequence, result) per session, so a
- * session never has two mutations in flight), KeepAlive every TTL/3, and the
- * create or getattr loop, driven by the parent over IPC (ready → start →
- * measure → stop → result). Owns the calls and the per-slot sequences; must
- * never talk to anything but the members it was given.
+ * it with --worker): its own gRPC client, ONE session whose in-flight slots
+ * share the dedup window (each mutation names the lowest sequence still
+ * waiting, so the servers keep only unacknowledged answers), KeepAlive every
+ * TTL/3, and the create cycle (Create with open → CommitVersion with release:
+ * two calls, as a FUSE create/write/close) or the getattr loop, driven by the
+ * parent over IPC (ready → start → measure → stop → result). Owns the calls
+ * and the sequences; must never talk to anything but the members it was given.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -106,6 +107,7 @@ export class MetaBenchClient {
   }
 
   async closeSession(sessionId: number, sequence: number): Promise<void> {
+    // No firstUnacked: closing forgets every stored answer anyway.
     await this.call<p.CloseSessionRequest, p.Reply>('CloseSession', { header: { sessionId, sequence, caller: CALLER } });
   }
 
@@ -115,8 +117,29 @@ export class MetaBenchClient {
   }
 }
 
-/** One in-flight slot: its own session and sequence. */
-interface Slot { sessionId: number; sequence: number; made: number }
+/** The session's sequences: each mutation takes the next; the lowest still waiting is what the servers must remember from. */
+class Sequencer {
+  private next = 1;
+  private readonly waiting = new Set<number>();
+
+  constructor(readonly sessionId: number) {}
+
+  /** A header for a new mutation; call done() with its sequence once its answer arrived. */
+  take(): p.Header {
+    const sequence = this.next++;
+    this.waiting.add(sequence);
+    let firstUnacked = sequence;
+    for (const waiting of this.waiting) firstUnacked = Math.min(firstUnacked, waiting);
+    return { sessionId: this.sessionId, sequence, firstUnacked, caller: CALLER };
+  }
+
+  done(header: p.Header): void {
+    this.waiting.delete(header.sequence);
+  }
+}
+
+/** One in-flight slot; the slots of a worker share its session. */
+interface Slot { made: number }
 
 function checked<T extends p.ErrnoFields & { sessionError?: string }>(method: string, reply: T): T {
   if (reply.errno !== 0) throw new CallError(`${method}: errno ${reply.errno} ${reply.sessionError ? `(${reply.sessionError}) ` : ''}${reply.message}`);
@@ -141,18 +164,27 @@ export function runWorker(config: WorkerConfig): void {
   let directory = 0;
   let keepAliveTimer: NodeJS.Timeout | undefined;
   const slots: Slot[] = [];
-  const header = (slot: Slot): p.Header => ({ sessionId: slot.sessionId, sequence: ++slot.sequence, caller: CALLER });
+  let session: Sequencer | undefined;
+  /** A mutation with the next sequence, retried with the same one until answered. */
+  const mutate = async <Req extends { header: p.Header | null }, Res>(method: p.MetaMethod, request: Omit<Req, 'header'>): Promise<Res> => {
+    const header = session!.take();
+    try {
+      return await client.call<Req, Res>(method, { ...request, header } as Req);
+    } finally {
+      session!.done(header);
+    }
+  };
 
   const createCycle = async (slot: Slot, index: number): Promise<number> => {
     const name = `f${index}-${slot.made++}`;
-    const created = checked('Create', await client.call<p.CreateRequest, p.EntryReply>('Create', { header: header(slot), parent: directory, name, mode: 0o644, exclusive: true }));
-    const handle = created.attr!.handle;
-    const opened = checked('Open', await client.call<p.OpenRequest, p.OpenReply>('Open', { header: header(slot), handle, read: false, write: true, append: false }));
-    checked('CommitVersion', await client.call<p.CommitVersionRequest, p.CommitVersionReply>('CommitVersion', {
-      header: header(slot), fh: opened.fh, baseVersion: opened.version, written: [{ offset: 0, data: value }], newSize: value.length, policy: p.ConflictPolicy.LWW,
+    const created = checked('Create', await mutate<p.CreateRequest, p.EntryReply>('Create', {
+      parent: directory, name, mode: 0o644, exclusive: true, open: { read: false, write: true, append: false },
     }));
-    checked('Release', await client.call<p.ReleaseRequest, p.Reply>('Release', { header: header(slot), fh: opened.fh }));
-    return handle;
+    const opened = created.opened!;
+    checked('CommitVersion', await mutate<p.CommitVersionRequest, p.CommitVersionReply>('CommitVersion', {
+      fh: opened.fh, baseVersion: opened.version, written: [{ offset: 0, data: value }], newSize: value.length, policy: p.ConflictPolicy.LWW, release: true,
+    }));
+    return created.attr!.handle;
   };
 
   const loop = async (slot: Slot, index: number): Promise<void> => {
@@ -179,17 +211,14 @@ export function runWorker(config: WorkerConfig): void {
   };
 
   const prepare = async (): Promise<void> => {
-    for (let i = 0; i < config.slots; i++) {
-      const { sessionId, ttlMs } = await client.openSession(`meta-bench-${config.directoryName}-${i}`);
-      slots.push({ sessionId, sequence: 0, made: 0 });
-      if (i === 0) {
-        // KeepAlive is the only thing that resets a TTL; every TTL/3 keeps a slow round from losing a session.
-        keepAliveTimer = setInterval(() => {
-          for (const slot of slots) client.call<p.KeepAliveRequest, p.KeepAliveReply>('KeepAlive', { sessionId: slot.sessionId }).catch(() => { errors++; });
-        }, Math.max(100, Math.floor(ttlMs / 3)));
-      }
-    }
-    const made = checked('Mkdir', await client.call<p.MkdirRequest, p.EntryReply>('Mkdir', { header: header(slots[0]), parent: ROOT_HANDLE, name: config.directoryName, mode: 0o755 }));
+    const { sessionId, ttlMs } = await client.openSession(`meta-bench-${config.directoryName}`);
+    session = new Sequencer(sessionId);
+    // KeepAlive is the only thing that resets a TTL; every TTL/3 keeps a slow round from losing the session.
+    keepAliveTimer = setInterval(() => {
+      client.call<p.KeepAliveRequest, p.KeepAliveReply>('KeepAlive', { sessionId }).catch(() => { errors++; });
+    }, Math.max(100, Math.floor(ttlMs / 3)));
+    for (let i = 0; i < config.slots; i++) slots.push({ made: 0 });
+    const made = checked('Mkdir', await mutate<p.MkdirRequest, p.EntryReply>('Mkdir', { parent: ROOT_HANDLE, name: config.directoryName, mode: 0o755 }));
     directory = made.attr!.handle;
     if (config.kind === 'getattr') {
       await Promise.all(slots.map(async (slot, index) => {
@@ -205,7 +234,7 @@ export function runWorker(config: WorkerConfig): void {
     await Promise.all(workers);
     if (keepAliveTimer) clearInterval(keepAliveTimer);
     // Closing the sessions keeps the cluster's session table from growing across phases; a failure here is not the bench's concern.
-    await Promise.all(slots.map((slot) => client.closeSession(slot.sessionId, ++slot.sequence).catch(() => {})));
+    if (session) await client.closeSession(session.sessionId, session.take().sequence).catch(() => {});
     const copy = Buffer.from(latencies.buffer, 0, samples * Float64Array.BYTES_PER_ELEMENT);
     await send({ type: 'result', ops, errors, lastError, measuredMs, latenciesBase64: copy.toString('base64') });
     client.close();

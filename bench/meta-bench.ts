@@ -3,8 +3,8 @@
  * (dist/metaserver/server/server-main.js) and the load from OTHER processes
  * (this script forked with --worker, each with its own gRPC client and its own
  * sessions), at several total concurrencies:
- *   create: Create (exclusive) → Open (write) → CommitVersion (256 B inline) → Release,
- *           one "file created and committed" per cycle;
+ *   create: Create (exclusive, opened for writing) → CommitVersion (256 B inline, releasing
+ *           the fh) — a FUSE create/write/close — one "file created and committed" per cycle;
  *   getattr: linearizable GetAttr of existing files, on the leader.
  * Every in-flight slot has its own session, because the state machine keeps
  * only the last (sequence, result) per session: one mutation in flight each.
@@ -215,7 +215,7 @@ async function main(): Promise<void> {
   log(`ceiling: classic-level batches of ${options.ceilingBatchPuts} × ${VALUE_BYTES} B puts with {sync: true} for ${options.ceilingSeconds} s in ${os.tmpdir()} ...`);
   const ceiling = await measureLevelDbCeiling(options.ceilingSeconds, options.ceilingBatchPuts, VALUE_BYTES);
   log(`  ${Math.round(ceiling.entriesPerSecond)} entries/s (${Math.round(ceiling.batchesPerSecond)} sync batches/s, batch p50 ${ceiling.batchLatencyP50Ms.toFixed(3)} ms);` +
-    ` a create cycle is 4 Raft entries, so ≤ ${Math.round(ceiling.entriesPerSecond / 4)} cycles/s at this batching`);
+    ` a create cycle is 2 Raft entries, so ≤ ${Math.round(ceiling.entriesPerSecond / 2)} cycles/s at this batching`);
 
   const cluster = await ProcessCluster.create({ size: 3, tickMs: 50, electionTicks: 10, entryScript: metaServerMainPath(), nodeArgs: options.serverNodeArgs, passClientAddresses: true });
   const cleanUp = () => { void cluster.destroy(); };
@@ -229,7 +229,7 @@ async function main(): Promise<void> {
     let phaseIndex = 0;
     for (const kind of options.phases) {
       const target = TARGETS[kind];
-      log(`\n${kind}: ${kind === 'create' ? 'Create(excl) → Open(write) → CommitVersion(256 B) → Release, per cycle' : 'GetAttr (ReadIndex) of existing files on the leader'}; target ≥ ${target.opsPerSecond} ${target.what} at concurrency ${target.concurrency}`);
+      log(`\n${kind}: ${kind === 'create' ? 'Create(excl, open for write) → CommitVersion(256 B, release), per cycle; one session per worker' : 'GetAttr (ReadIndex) of existing files on the leader'}; target ≥ ${target.opsPerSecond} ${target.what} at concurrency ${target.concurrency}`);
       log('concurrency workers      ops/s    p50 ms    p90 ms    p99 ms    max ms  errors   cpu% of a core (members, *leader; workers; bench; other)');
       for (const concurrency of options.concurrencies) {
         const currentLeader = await findLeaderId(cluster);

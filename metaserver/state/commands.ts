@@ -349,3 +349,38 @@ class Fields {
     return { uid: inner.int('uid', 0, 0xffffffff), gid: inner.int('gid', 0, 0xffffffff), groups: groups as number[] };
   }
 }
+
+/** The handles, directory entries and fhs a command names: what apply will read first (records.ts keys), for one batched prefetch. */
+export function keysNamedBy(command: Command, keys: { session(id: number): Buffer; inode(handle: number): Buffer; dirent(parent: number, name: string): Buffer; fh(id: number): Buffer }): Buffer[] {
+  const named: Buffer[] = [];
+  if ('sessionId' in command) named.push(keys.session(command.sessionId));
+  switch (command.op) {
+    case 'mkdir':
+    case 'create':
+    case 'mknod':
+    case 'symlink':
+    case 'unlink':
+    case 'rmdir':
+      named.push(keys.inode(command.parent), keys.dirent(command.parent, command.name));
+      break;
+    case 'link':
+      named.push(keys.inode(command.handle), keys.inode(command.newParent), keys.dirent(command.newParent, command.newName));
+      break;
+    case 'rename':
+      named.push(keys.inode(command.fromParent), keys.inode(command.toParent), keys.dirent(command.fromParent, command.fromName), keys.dirent(command.toParent, command.toName));
+      break;
+    case 'setattr':
+    case 'setxattr':
+    case 'removexattr':
+    case 'open':
+    case 'restoreVersion':
+    case 'retainVersions':
+      named.push(keys.inode(command.handle));
+      break;
+    case 'release':
+    case 'commitVersion':
+      named.push(keys.fh(command.fh));
+      break;
+  }
+  return named;
+}

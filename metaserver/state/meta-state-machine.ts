@@ -23,7 +23,7 @@ import { KeyspaceLayout, LevelKeyspace } from '../../raft/node/level-keyspace';
 import { Errno, Failure, Ok, Result, fail, ok } from '../rules/errno';
 import { checkCaller } from '../rules/permissions';
 import { setattr, setxattr, removexattr } from './attr-ops';
-import { Command, MutationCommand, decodeCommand } from './commands';
+import { Command, MutationCommand, decodeCommand, keysNamedBy } from './commands';
 import { commitVersion, keepsWrites, openFh, releaseFh, releaseSessionFhs } from './fh-ops';
 import { pinBlocks } from './block-refs';
 import { collectBlocks, restoreVersion, retainVersions } from './history-ops';
@@ -32,7 +32,7 @@ import { Overlay, Scope } from './overlay';
 import { RecordCache } from './record-cache';
 import { AssemblyRequired, isAssemblyRequired } from './version-content';
 import { MetaQueries } from './queries';
-import { APPLIED_KEY, Inode, ROOT_HANDLE, Session, decodeRecord, encodeRecord, isStateKey, sessionKey, sessionResultKey } from './records';
+import { APPLIED_KEY, Inode, ROOT_HANDLE, Session, decodeRecord, encodeRecord, isStateKey, sessionKey, sessionResultKey, inodeKey, direntKey, fhKey } from './records';
 
 /** The keyspace as level-keyspace.ts sees it; snapshots open with "HMS1". */
 export const META_KEYSPACE: KeyspaceLayout = { label: 'metastate', appliedKey: APPLIED_KEY, snapshotMagic: Buffer.from('HMS1'), isStateKey };
@@ -83,6 +83,8 @@ function removeSession(overlay: Overlay, session: Session): void {
   overlay.del(sessionKey(session.id));
 }
 
+const PREFETCH_KEYS = { session: sessionKey, inode: inodeKey, dirent: direntKey, fh: fhKey };
+
 export class MetaStateMachine implements StateMachine {
   /** Set once the root directory is known to exist (created by the first apply). */
   private rootExists = false;
@@ -114,6 +116,7 @@ export class MetaStateMachine implements StateMachine {
   async apply(entries: Entry[]): Promise<unknown[]> {
     let createdRoot = false;
     this.collectedInBatch = [];
+    await this.prefetch(entries);
     const overlay = new Overlay(this.cache);
     const results = await this.keyspace.applyEntries(entries, async (batch) => {
       createdRoot = await this.ensureRoot(overlay);
@@ -132,6 +135,17 @@ export class MetaStateMachine implements StateMachine {
       await this.onBlocksCollected(collected);
     }
     return results;
+  }
+
+  /** One LevelDB call for the records the batch's commands name (decoding twice is cheaper than a thread-pool trip per record). */
+  private async prefetch(entries: Entry[]): Promise<void> {
+    const keys: Buffer[] = [];
+    for (const entry of entries) {
+      if (entry.type !== EntryType.Normal) continue;
+      const command = decodeCommand(entry.data);
+      if (typeof command !== 'string') keys.push(...keysNamedBy(command, PREFETCH_KEYS));
+    }
+    await this.cache.prefetch(keys);
   }
 
   /** The root directory, handle 1, owned by root with mode 0755 and times 0, written with the first batch ever applied. */

@@ -50,6 +50,27 @@ export class RecordCache {
     return value;
   }
 
+  /**
+   * Loads the keys not cached yet in one LevelDB call (absent ones as "known
+   * absent"). Apply prefetches what a batch's commands name, so a batch of
+   * creates costs one trip through LevelDB's thread pool instead of one per
+   * new name. At most maxEntries keys; more are left to read on demand.
+   */
+  async prefetch(keys: readonly Buffer[]): Promise<void> {
+    const wanted = new Map<string, Buffer>();
+    for (const key of keys) {
+      if (wanted.size >= this.limits.maxEntries) break;
+      const hex = key.toString('hex');
+      if (!this.entries.has(hex)) wanted.set(hex, key);
+    }
+    if (wanted.size === 0) return;
+    const epoch = this.epoch;
+    const values = await this.db.getMany([...wanted.values()]);
+    if (epoch !== this.epoch) return;
+    let i = 0;
+    for (const hex of wanted.keys()) this.remember(hex, values[i++] ?? null);
+  }
+
   /** Writes a committed batch's values through (call after the batch is durable). */
   committed(writes: Iterable<[string, Uint8Array | null]>): void {
     this.epoch += 1;
