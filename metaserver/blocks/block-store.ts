@@ -310,6 +310,16 @@ export class BlockStore {
     }
   }
 
+  /** How long ago the block's file was written, or undefined when it is not stored. */
+  async ageMs(id: string, nowMs = Date.now()): Promise<number | undefined> {
+    try {
+      return nowMs - (await fs.promises.stat(this.pathOf(id))).mtimeMs;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
   stats(): BlockStoreStats {
     if (this.blockCount < 0 || this.byteCount < 0) throw new Error(`block store counts went negative: ${this.blockCount} blocks, ${this.byteCount} bytes`);
     return { blocks: this.blockCount, bytes: this.byteCount };

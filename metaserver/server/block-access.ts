@@ -22,6 +22,18 @@ import { AssemblyNeeded, BLOCK_SIZE_BYTES } from '../state/version-content';
 
 /** How often a waiting StoreReplica looks at the applied index. */
 const APPLIED_POLL_MS = 5;
+/**
+ * A stored block the state has no record of, older than this, is an orphan
+ * (its collection applied but the member stopped before deleting the file, or
+ * it came in a snapshot's gap, or a commit it was assembled for failed).
+ * Uploads are pinned before they are stored, and assembled blocks are
+ * committed within the request deadline (≤ 2 min), so nothing in flight is
+ * this old.
+ */
+export const ORPHAN_AGE_MS = 10 * 60 * 1000;
+const ORPHAN_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
+/** Blocks one sweep looks at, at most. */
+const MAX_BLOCKS_PER_SWEEP = 1_000_000;
 
 export interface BlockAccessOptions {
   /** Opened with the state machine (openStoreFor), before the node applies anything. */
@@ -35,11 +47,16 @@ export interface BlockAccessOptions {
 }
 
 export class BlockAccess {
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> | undefined;
+
   private constructor(
     readonly store: BlockStore,
     readonly replicator: BlockReplicator,
     private readonly repair: BlockRepair,
     private readonly peerService: BlockPeerService,
+    private readonly machine: MetaStateMachine,
+    private readonly logger: RaftLogger,
   ) {}
 
   /**
@@ -69,7 +86,7 @@ export class BlockAccess {
     };
     const peerService = new BlockPeerService({ store, waitApplied, logger: options.logger });
     const repair = new BlockRepair({ store, fetcher: replicator, referencedIds: () => machine.query.referencedBlockIds(), logger: options.logger, registry: options.registry });
-    return new BlockAccess(store, replicator, repair, peerService);
+    return new BlockAccess(store, replicator, repair, peerService, machine, options.logger);
   }
 
   /** Serves BlockPeer on the member's gRPC server. */
@@ -79,11 +96,36 @@ export class BlockAccess {
 
   start(): void {
     this.repair.start();
+    this.sweepTimer = setInterval(() => void this.sweepOrphans().catch((error: Error) => this.logger.warn('orphan block sweep failed', { error: error.message })), ORPHAN_SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
   }
 
   async stop(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.sweeping?.catch(() => 0);
     await this.repair.stop();
     this.replicator.close();
+  }
+
+  /** Deletes stored blocks the state has no record of and that are older than ageMs; returns how many. One sweep at a time. */
+  sweepOrphans(ageMs = ORPHAN_AGE_MS): Promise<number> {
+    this.sweeping ??= (async () => {
+      let deleted = 0;
+      let looked = 0;
+      for await (const id of this.store.list()) {
+        if (++looked > MAX_BLOCKS_PER_SWEEP) break;
+        if (await this.machine.query.hasBlockRecord(id)) continue;
+        const age = await this.store.ageMs(id);
+        if (age === undefined || age < ageMs) continue;
+        await this.store.delete(id);
+        deleted += 1;
+      }
+      if (deleted > 0) this.logger.info('orphan blocks deleted', { deleted, looked });
+      return deleted;
+    })().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
   }
 
   /** A block's bytes: this member's copy, else a peer's (checked against the id either way). */

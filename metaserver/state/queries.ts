@@ -13,7 +13,7 @@ import { checkName, checkXattrName } from '../rules/names';
 import { Caller, R_OK, mayAccess, mayAccessXattr, mayLookup, xattrListable } from '../rules/permissions';
 import {
   Attrs, COUNTERS_KEY, ConflictCopyRecord, Counters, FhRecord, Inode, VersionRecord, attrsOf, conflictCopyKey, conflictCopyRange, decodeDirent, decodeRecord,
-  direntKey, direntName, direntRange, fhKey, inodeKey, readU64, sessionRange, versionKey, versionRange, xattrKey, Session, BlockRecord, blockIdOfKey, blockRange,
+  direntKey, direntName, direntRange, fhKey, inodeKey, readU64, sessionRange, versionKey, versionRange, xattrKey, Session, BlockRecord, blockIdOfKey, blockKey, blockRange,
   unreferencedBlockRange,
 } from './records';
 
@@ -254,6 +254,11 @@ export class MetaQueries {
   async counters(): Promise<Counters> {
     const bytes = await this.records.get(COUNTERS_KEY);
     return bytes ? decodeRecord<Counters>(bytes, 'counters') : { nextHandle: 1, inodesInUse: 0, sessionsOpen: 0 };
+  }
+
+  /** Whether the state knows the block at all (referenced, pinned or awaiting collection). */
+  async hasBlockRecord(id: string): Promise<boolean> {
+    return (await this.records.get(blockKey(id))) !== undefined;
   }
 
   /** Blocks with no reference, oldest id order, at most `limit`: what the leader may propose to collect. */
