@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import * as p from '../metaserver/server/meta-proto';
 
-export type PhaseKind = 'create' | 'getattr';
+export type PhaseKind = 'create' | 'getattr' | 'getattr-batched';
 
 export interface WorkerConfig {
   kind: PhaseKind;
@@ -138,6 +138,39 @@ class Sequencer {
   }
 }
 
+/**
+ * Concurrent getattrs of one process sent as one GetAttrs call (one ReadIndex
+ * on the server): each caller still gets its own linearizable answer, read
+ * after its call began. What a FUSE client does with concurrent lookups.
+ */
+class GetAttrCoalescer {
+  private pending: Array<{ handle: number; resolve: (reply: p.AttrReply) => void; reject: (error: Error) => void }> = [];
+  private scheduled = false;
+
+  constructor(private readonly client: MetaBenchClient, private readonly maxItems = 1024) {}
+
+  getattr(handle: number): Promise<p.AttrReply> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ handle, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, this.maxItems);
+      this.client.call<p.GetAttrsRequest, p.GetAttrsReply>('GetAttrs', { items: batch.map((item) => ({ handle: item.handle, generation: 0 })) }).then(
+        (reply) => batch.forEach((item, i) => item.resolve(reply.items[i])),
+        (error: Error) => batch.forEach((item) => item.reject(error)),
+      );
+    }
+  }
+}
+
 /** One in-flight slot; the slots of a worker share its session. */
 interface Slot { made: number }
 
@@ -150,6 +183,7 @@ export function runWorker(config: WorkerConfig): void {
   /** Resolves once the message left (so a disconnect right after cannot drop it). */
   const send = (message: WorkerMessage) => new Promise<void>((resolve) => { if (process.send) process.send(message, undefined, {}, () => resolve()); else resolve(); });
   const client = new MetaBenchClient(config.memberAddresses, config.leaderAddress);
+  const coalescer = new GetAttrCoalescer(client);
   const value = randomBytes(config.valueBytes);
   const latencies = new Float64Array(MAX_LATENCY_SAMPLES);
   const files: number[] = [];
@@ -196,7 +230,7 @@ export function runWorker(config: WorkerConfig): void {
           await createCycle(slot, index);
         } else {
           next = (next + 1 + index) % files.length;
-          checked('GetAttr', await client.call<p.GetAttrRequest, p.AttrReply>('GetAttr', { handle: files[next], generation: 0 }));
+          checked('GetAttr', config.kind === 'getattr-batched' ? await coalescer.getattr(files[next]) : await client.call<p.GetAttrRequest, p.AttrReply>('GetAttr', { handle: files[next], generation: 0 }));
         }
       } catch (error) {
         errors++;
@@ -220,7 +254,7 @@ export function runWorker(config: WorkerConfig): void {
     for (let i = 0; i < config.slots; i++) slots.push({ made: 0 });
     const made = checked('Mkdir', await mutate<p.MkdirRequest, p.EntryReply>('Mkdir', { parent: ROOT_HANDLE, name: config.directoryName, mode: 0o755 }));
     directory = made.attr!.handle;
-    if (config.kind === 'getattr') {
+    if (config.kind !== 'create') {
       await Promise.all(slots.map(async (slot, index) => {
         for (let f = 0; f < GETATTR_FILES_PER_SLOT; f++) files.push(await createCycle(slot, index));
       }));

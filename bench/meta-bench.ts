@@ -13,7 +13,7 @@
  * never leave a child process or a temp folder behind, nor send traffic
  * beyond 127.0.0.1.
  *
- *   node dist/bench/meta-bench.js [--seconds 10] [--concurrency 1,16,64] [--workers 2] [--phases create,getattr]
+ *   node dist/bench/meta-bench.js [--seconds 10] [--concurrency 1,16,64] [--workers 2] [--phases create,getattr,getattr-batched]
  *     [--warmup-seconds 1] [--ceiling-seconds 3] [--json] [--server-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  */
 import { ChildProcess, fork } from 'node:child_process';
@@ -60,6 +60,12 @@ const VALUE_BYTES = 256;
 const TARGETS: Record<PhaseKind, { concurrency: number; opsPerSecond: number; what: string }> = {
   create: { concurrency: 64, opsPerSecond: 4_000, what: 'files created+committed/s' },
   getattr: { concurrency: 64, opsPerSecond: 20_000, what: 'linearizable getattr/s' },
+  'getattr-batched': { concurrency: 64, opsPerSecond: 20_000, what: 'linearizable getattr/s' },
+};
+const PHASE_DESCRIPTIONS: Record<PhaseKind, string> = {
+  create: 'Create(excl, open for write) → CommitVersion(256 B, release), per cycle; one session per worker',
+  getattr: 'GetAttr (ReadIndex) of existing files on the leader, one call each',
+  'getattr-batched': 'GetAttr of existing files on the leader, each worker coalescing its concurrent calls into GetAttrs (one ReadIndex per call)',
 };
 /** How long a worker may take to open its sessions and prepare its files. */
 const WORKER_READY_TIMEOUT_MS = 60_000;
@@ -68,7 +74,7 @@ const WORKER_REPORT_TIMEOUT_MS = 30_000;
 
 function parseArgs(argv: string[]): BenchOptions {
   const options: BenchOptions = {
-    seconds: 10, warmupSeconds: 1, concurrencies: [1, 16, 64], workers: 2, phases: ['create', 'getattr'], ceilingSeconds: 3, ceilingBatchPuts: 64,
+    seconds: 10, warmupSeconds: 1, concurrencies: [1, 16, 64], workers: 2, phases: ['create', 'getattr', 'getattr-batched'], ceilingSeconds: 3, ceilingBatchPuts: 64,
     json: false, serverNodeArgs: [],
   };
   for (let i = 0; i < argv.length; i++) {
@@ -90,8 +96,8 @@ function parseArgs(argv: string[]): BenchOptions {
       case '--concurrency': options.concurrencies = value().split(',').map((c) => Math.floor(positive(c))); break;
       case '--workers': options.workers = Math.floor(positive(value())); break;
       case '--phases': options.phases = value().split(',').map((p) => {
-        if (p !== 'create' && p !== 'getattr') throw new Error(`--phases takes create and/or getattr, got ${p}`);
-        return p;
+        if (!(p in TARGETS)) throw new Error(`--phases takes ${Object.keys(TARGETS).join(', ')}, got ${p}`);
+        return p as PhaseKind;
       }); break;
       case '--json': options.json = true; break;
       case '--server-node-args': options.serverNodeArgs = value().split(' ').filter(Boolean); break;
@@ -229,7 +235,7 @@ async function main(): Promise<void> {
     let phaseIndex = 0;
     for (const kind of options.phases) {
       const target = TARGETS[kind];
-      log(`\n${kind}: ${kind === 'create' ? 'Create(excl, open for write) → CommitVersion(256 B, release), per cycle; one session per worker' : 'GetAttr (ReadIndex) of existing files on the leader'}; target ≥ ${target.opsPerSecond} ${target.what} at concurrency ${target.concurrency}`);
+      log(`\n${kind}: ${PHASE_DESCRIPTIONS[kind]}; target ≥ ${target.opsPerSecond} ${target.what} at concurrency ${target.concurrency}`);
       log('concurrency workers      ops/s    p50 ms    p90 ms    p99 ms    max ms  errors   cpu% of a core (members, *leader; workers; bench; other)');
       for (const concurrency of options.concurrencies) {
         const currentLeader = await findLeaderId(cluster);

@@ -34,6 +34,8 @@ export interface KeepAliveReply extends Reply { ttlMs: number }
 export interface CloseSessionRequest { header: Header | null }
 export interface LookupRequest { caller: Caller | null; parent: number; name: string }
 export interface GetAttrRequest { handle: number; generation: number }
+export interface GetAttrsRequest { items: GetAttrRequest[] }
+export interface GetAttrsReply { items: AttrReply[] }
 export interface ReadLinkRequest { handle: number }
 export interface ReadLinkReply extends ErrnoFields { target: string }
 export interface ReadDirRequest { caller: Caller | null; parent: number; cookie: string; limit: number }
@@ -112,6 +114,7 @@ export const metaService = {
   CloseSession: method<CloseSessionRequest, Reply>('CloseSession', 'CloseSessionRequest', 'Reply'),
   Lookup: method<LookupRequest, AttrReply>('Lookup', 'LookupRequest', 'AttrReply'),
   GetAttr: method<GetAttrRequest, AttrReply>('GetAttr', 'GetAttrRequest', 'AttrReply'),
+  GetAttrs: method<GetAttrsRequest, GetAttrsReply>('GetAttrs', 'GetAttrsRequest', 'GetAttrsReply'),
   ReadLink: method<ReadLinkRequest, ReadLinkReply>('ReadLink', 'ReadLinkRequest', 'ReadLinkReply'),
   ReadDir: method<ReadDirRequest, ReadDirReply>('ReadDir', 'ReadDirRequest', 'ReadDirReply'),
   GetXattr: method<GetXattrRequest, GetXattrReply>('GetXattr', 'GetXattrRequest', 'GetXattrReply'),

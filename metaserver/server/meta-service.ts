@@ -60,6 +60,13 @@ function timeSpec(field: string, spec: p.TimeSpec | null): StateTimeSpec | undef
 }
 
 const MKNOD_TYPES = new Set(['reg', 'fifo', 'sock', 'chr', 'blk']);
+/** Getattrs one GetAttrs call may carry. */
+const MAX_GETATTRS_ITEMS = 1024;
+
+function checkGetAttr(prefix: string, r: p.GetAttrRequest): { handle: number; generation: number } {
+  return { handle: requireId(`${prefix}handle`, r.handle), generation: requireUint(`${prefix}generation`, r.generation) };
+}
+
 /** A commit whose head keeps moving while the leader builds its blocks gives up after this many builds (EAGAIN). */
 const MAX_ASSEMBLY_ROUNDS = 4;
 /** Time kept back from the client's deadline so the answer still reaches it. */
@@ -135,6 +142,11 @@ export class MetaService implements ServiceContext {
     await this.node.readIndex({ timeoutMs: this.timeoutMs(call) });
   }
 
+  private async getattrReply(item: { handle: number; generation: number }): Promise<p.AttrReply> {
+    const result = await this.machine.query.getattr(item.handle, item.generation === 0 ? undefined : item.generation);
+    return { ...failureFields(result), attr: result.ok ? attrOf(result.value) : null };
+  }
+
   private entryReply(result: CommandResult): p.EntryReply {
     const value = result.ok ? (result.value as { attrs: Attrs; created?: boolean; open?: OpenResult }) : undefined;
     const opened = value?.open ? { fh: value.open.fh, version: value.open.version, sizeBytes: value.open.sizeBytes } : null;
@@ -176,11 +188,16 @@ export class MetaService implements ServiceContext {
         return { ...failureFields(result), attr: result.ok ? attrOf(result.value) : null };
       },
       GetAttr: async (r: p.GetAttrRequest, call): Promise<p.AttrReply> => {
-        const handle = requireId('handle', r.handle);
-        const generation = requireUint('generation', r.generation);
+        const item = checkGetAttr('', r);
         await this.linearizable(call);
-        const result = await q.getattr(handle, generation === 0 ? undefined : generation);
-        return { ...failureFields(result), attr: result.ok ? attrOf(result.value) : null };
+        return this.getattrReply(item);
+      },
+      GetAttrs: async (r: p.GetAttrsRequest, call): Promise<p.GetAttrsReply> => {
+        const items = r.items ?? [];
+        if (items.length > MAX_GETATTRS_ITEMS) throw new RequestError(`items holds ${items.length} getattrs, more than ${MAX_GETATTRS_ITEMS}`);
+        const checked = items.map((item, i) => checkGetAttr(`items[${i}].`, item));
+        await this.linearizable(call);
+        return { items: await Promise.all(checked.map((item) => this.getattrReply(item))) };
       },
       ReadLink: async (r: p.ReadLinkRequest, call): Promise<p.ReadLinkReply> => {
         const handle = requireId('handle', r.handle);
