@@ -49,6 +49,10 @@ const KEYS: ReadonlyMap<string, { flag: string; kind: Kind }> = new Map([
   ['join', { flag: '--join', kind: 'boolean' }],
   ['verbose', { flag: '--verbose', kind: 'boolean' }],
   ['dutyIntervalMs', { flag: '--duty-interval-ms', kind: 'uint' }],
+  ['readOnly', { flag: '--read-only', kind: 'boolean' }],
+  ['maxInodes', { flag: '--max-inodes', kind: 'uint' }],
+  ['maxBlockBytes', { flag: '--max-block-bytes', kind: 'uint' }],
+  ['minFreeDiskBytes', { flag: '--min-free-disk-bytes', kind: 'uint' }],
 ] as const);
 /** Sections: each key is a flag too (the flag parser decides every range). */
 const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map([

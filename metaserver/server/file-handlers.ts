@@ -160,7 +160,7 @@ export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler
       const id = data.byteLength > 0 ? blockIdOf(data) : given;
       if (given !== '' && given !== id) throw new RequestError(`id ${given} does not match the data, whose SHA-256 is ${id}`);
       // Pinned first, through the log: a collection applied after this cannot take the block, one applied before has deleted it already.
-      const pinned = await ctx.mutate(r.header, { op: 'pinBlocks', ids: [id], untilMs: Date.now() + BLOCK_PIN_TTL_MS }, call);
+      const pinned = await ctx.mutate(r.header, { op: 'pinBlocks', ids: [id], untilMs: Date.now() + BLOCK_PIN_TTL_MS }, call, data.byteLength);
       if (!pinned.ok) return { ...failureFields(pinned), id: '' };
       if (data.byteLength === 0) {
         const [held] = await ctx.blocks.replicator.majorityHolds([id], call.deadlineMs);

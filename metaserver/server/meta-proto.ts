@@ -46,7 +46,9 @@ export interface GetXattrReply extends ErrnoFields { value: Uint8Array }
 export interface ListXattrRequest { caller: Caller | null; handle: number }
 export interface ListXattrReply extends ErrnoFields { names: string[] }
 export type StatFsRequest = Record<string, never>;
-export interface StatFsReply extends ErrnoFields { inodesInUse: number; nextHandle: number; sessionsOpen: number }
+export interface StatFsReply extends ErrnoFields {
+  inodesInUse: number; nextHandle: number; sessionsOpen: number; maxInodes: number; blockBytesStored: number; maxBlockBytes: number; diskFreeBytes: number; readOnly: boolean;
+}
 export interface TimeSpec { now: boolean; ms: number }
 export interface SetAttrRequest {
   header: Header | null; handle: number; mode?: number; uid?: number; gid?: number; sizeBytes?: number;

@@ -8,11 +8,13 @@
 import { MAX_KEEP_LAST, MAX_SESSION_TTL_MS } from '../state/commands';
 import { ServerConfig, ServerConfigError, parseServerArgs } from '../../raft/node/server-config';
 import { parseHostPort } from '../../raft/transport/options';
+import { ServerLimits } from './limits';
 
 export const META_USAGE = `usage: node dist/metaserver/server/server-main.js --id ID --listen HOST:PORT --client-listen HOST:PORT --data DIR
   --peers ID=RAFT_HOST:PORT,... [--clients ID=CLIENT_HOST:PORT,...] [--session-ttl-ms 10000] [--max-session-ttl-ms 60000]
   [--keep-last 10] [--keep-younger-than-ms 3600000] [--keep-conflicts-younger-than-ms 604800000] [--block-gc-grace-ms 600000]
-  [--duty-interval-ms 10000] [--config FILE.json]
+  [--duty-interval-ms 10000] [--read-only] [--max-inodes N] [--max-block-bytes N] [--min-free-disk-bytes 67108864]
+  [--config FILE.json]
   [--metrics-listen HOST:PORT] [--tick-ms 50] [--election-ticks 10] [--heartbeat-ticks 1] [--snapshot-entries 10000]
   [--snapshot-trailing-entries 1000] [--join] [--verbose]
   --data DIR holds DIR/raft (the Raft log) and DIR/state (the metadata state).
@@ -31,11 +33,12 @@ export interface MetaServerConfig {
   blockGcGraceMs: number;
   /** How often the leader runs a retention pass and a block collection. */
   dutyIntervalMs: number;
+  limits: ServerLimits;
 }
 
 const META_FLAGS = new Set([
   '--clients', '--session-ttl-ms', '--max-session-ttl-ms', '--keep-last', '--keep-younger-than-ms', '--keep-conflicts-younger-than-ms', '--block-gc-grace-ms',
-  '--duty-interval-ms',
+  '--duty-interval-ms', '--max-inodes', '--max-block-bytes', '--min-free-disk-bytes',
 ]);
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -79,8 +82,13 @@ function parseClients(value: string, memberIds: ReadonlySet<string>): Map<string
 export function parseMetaServerArgs(argv: readonly string[]): MetaServerConfig {
   const own = new Map<string, string>();
   const rest: string[] = [];
+  let readOnly = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
+    if (arg === '--read-only') {
+      readOnly = true;
+      continue;
+    }
     const equals = arg.indexOf('=');
     const flag = arg.startsWith('--') && equals > 0 ? arg.slice(0, equals) : arg;
     if (!META_FLAGS.has(flag)) { rest.push(arg); continue; }
@@ -110,5 +118,11 @@ export function parseMetaServerArgs(argv: readonly string[]): MetaServerConfig {
   };
   const blockGcGraceMs = intFlag('--block-gc-grace-ms', own.get('--block-gc-grace-ms'), 10 * 60 * 1000, 0, 30 * DAY_MS);
   const dutyIntervalMs = intFlag('--duty-interval-ms', own.get('--duty-interval-ms'), 10_000, 100, DAY_MS);
-  return { raft, clientListenAddress: raft.clientListenAddress, clientAddresses, defaultSessionTtlMs, maxSessionTtlMs, retention, blockGcGraceMs, dutyIntervalMs };
+  const limits: ServerLimits = {
+    readOnly,
+    maxInodes: intFlag('--max-inodes', own.get('--max-inodes'), 0, 0, Number.MAX_SAFE_INTEGER),
+    maxBlockBytes: intFlag('--max-block-bytes', own.get('--max-block-bytes'), 0, 0, Number.MAX_SAFE_INTEGER),
+    minFreeDiskBytes: intFlag('--min-free-disk-bytes', own.get('--min-free-disk-bytes'), 64 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
+  };
+  return { raft, clientListenAddress: raft.clientListenAddress, clientAddresses, defaultSessionTtlMs, maxSessionTtlMs, retention, blockGcGraceMs, dutyIntervalMs, limits };
 }

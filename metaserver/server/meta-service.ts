@@ -12,6 +12,7 @@
  * (apply does, so every member agrees), and never answer a POSIX error as a
  * gRPC error.
  */
+import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { NotLeaderError, ProposalRejectedError } from '../../raft/core/types';
 import { RaftLogger } from '../../raft/node/node-logger';
@@ -28,6 +29,7 @@ import { isMalformedRequest } from '../../proto/grpc-method';
 import { BlockAccess } from './block-access';
 import { fileHandlers } from './file-handlers';
 import { LeaderDuties } from './leader-duties';
+import { ServerLimits, Usage, limitRefusal } from './limits';
 import { MetaMetrics } from './meta-metrics';
 import * as p from './meta-proto';
 import { MAX_CLIENT_NAME_CHARS, RequestError, optionalUint, requireCaller, requireHeader, requireId, requireString, requireUint, sessionTtlMs } from './request-checks';
@@ -48,7 +50,13 @@ export interface MetaServiceOptions {
   wallClockMs: () => number;
   logger: RaftLogger;
   metrics?: MetaMetrics;
+  limits: ServerLimits;
+  /** The data folder, whose disk's free space --min-free-disk-bytes guards. */
+  dataDir: string;
 }
+
+/** How often the usage the limits are checked against is read again. */
+const USAGE_REFRESH_MS = 1_000;
 
 function grpcError(code: grpc.status, details: string, metadata?: grpc.Metadata): Partial<grpc.StatusObject> {
   return { code, details, metadata };
@@ -74,6 +82,7 @@ const DEADLINE_MARGIN_MS = 20;
 
 export class MetaService implements ServiceContext {
   readonly metrics?: MetaMetrics;
+  private lastUsage: { atMs: number; usage: Usage } | undefined;
 
   constructor(
     private readonly node: RaftNode,
@@ -117,8 +126,10 @@ export class MetaService implements ServiceContext {
     return Math.max(1, Math.min(left, this.options.maxRequestTimeoutMs));
   }
 
-  async mutate(header: p.Header | null, body: MutationBody, call: CallInfo): Promise<CommandResult> {
+  async mutate(header: p.Header | null, body: MutationBody, call: CallInfo, newBlockBytes = 0): Promise<CommandResult> {
     const checked = requireHeader(header);
+    const refused = limitRefusal(body, this.options.limits, await this.usage(), newBlockBytes);
+    if (refused) return refused;
     let command = { ...checked, nowMs: this.options.wallClockMs(), ...body } as MutationCommand;
     for (let round = 1; ; round++) {
       const result = await this.propose(command, call);
@@ -126,6 +137,21 @@ export class MetaService implements ServiceContext {
       // The state needs blocks only the leader can build (rebased or truncated content); build, store on a majority, propose again.
       command = { ...command, nowMs: this.options.wallClockMs(), assembled: await this.blocks.assemble(result.assembly, call.deadlineMs) };
     }
+  }
+
+  /** Usage for the limits, read again at most once a second (only when a limit needs it). */
+  private async usage(): Promise<Usage> {
+    const { maxInodes, maxBlockBytes, minFreeDiskBytes } = this.options.limits;
+    if (maxInodes === 0 && maxBlockBytes === 0 && minFreeDiskBytes === 0) return { inodesInUse: 0, blockBytesStored: 0, diskFreeBytes: Number.MAX_SAFE_INTEGER };
+    const nowMs = Date.now();
+    if (!this.lastUsage || nowMs - this.lastUsage.atMs >= USAGE_REFRESH_MS) {
+      const disk = await fs.promises.statfs(this.options.dataDir);
+      this.lastUsage = {
+        atMs: nowMs,
+        usage: { inodesInUse: (await this.machine.query.counters()).inodesInUse, blockBytesStored: this.blocks.store.stats().bytes, diskFreeBytes: disk.bavail * disk.bsize },
+      };
+    }
+    return this.lastUsage.usage;
   }
 
   private async propose(command: Command, call: CallInfo): Promise<CommandResult> {
@@ -232,7 +258,11 @@ export class MetaService implements ServiceContext {
       },
       StatFs: async (_r, call): Promise<p.StatFsReply> => {
         await this.linearizable(call);
-        return { errno: 0, message: '', ...(await q.statfs()) };
+        const { readOnly, maxInodes, maxBlockBytes } = this.options.limits;
+        const disk = await fs.promises.statfs(this.options.dataDir);
+        return {
+          errno: 0, message: '', ...(await q.statfs()), maxInodes, maxBlockBytes, readOnly, blockBytesStored: this.blocks.store.stats().bytes, diskFreeBytes: disk.bavail * disk.bsize,
+        };
       },
       SetAttr: async (r: p.SetAttrRequest, call): Promise<p.AttrReply> => {
         const result = await this.mutate(r.header, {

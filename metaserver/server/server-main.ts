@@ -89,6 +89,8 @@ async function run(config: MetaServerConfig): Promise<void> {
     wallClockMs: () => Date.now(),
     logger,
     metrics,
+    limits: config.limits,
+    dataDir: raftConfig.dataDir,
   });
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 1024 });
   server.addService(metaService, instrumentHandlers(service.implementation(), metrics));

@@ -24,8 +24,9 @@ export interface ServiceContext {
   machine: MetaStateMachine;
   blocks: BlockAccess;
   metrics?: MetaMetrics;
-  /** Checks the header, stamps the leader's clock, proposes, and builds blocks the state asks for. */
-  mutate(header: p.Header | null, body: MutationBody, call: CallInfo): Promise<CommandResult>;
+  /** Checks the header and the server's limits, stamps the leader's clock, proposes, and builds blocks the state asks for. */
+  /** newBlockBytes: bytes an upload adds, for the block limits. */
+  mutate(header: p.Header | null, body: MutationBody, call: CallInfo, newBlockBytes?: number): Promise<CommandResult>;
   /** Resolves once a read of this member's state is linearizable. */
   linearizable(call: CallInfo): Promise<void>;
 }
