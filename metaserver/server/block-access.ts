@@ -44,6 +44,8 @@ export interface BlockAccessOptions {
   machine: MetaStateMachine;
   logger: RaftLogger;
   registry: Registry;
+  /** How often the repair loop runs a pass (BlockRepair's default when absent). */
+  repairIntervalMs?: number;
 }
 
 export class BlockAccess {
@@ -85,7 +87,13 @@ export class BlockAccess {
       }
     };
     const peerService = new BlockPeerService({ store, waitApplied, logger: options.logger });
-    const repair = new BlockRepair({ store, fetcher: replicator, referencedIds: () => machine.query.referencedBlockIds(), logger: options.logger, registry: options.registry });
+    const repair = new BlockRepair({
+      store, fetcher: replicator, referencedIds: () => machine.query.referencedBlockIds(), logger: options.logger, registry: options.registry, minPassIntervalMs: options.repairIntervalMs,
+    });
+    // A snapshot from the leader brings references to blocks this member never saw: look for them now, not at the next pass.
+    machine.onRestored = () => {
+      void repair.runOnce().catch((error: Error) => options.logger.warn('block repair after a snapshot failed', { error: error.message }));
+    };
     return new BlockAccess(store, replicator, repair, peerService, machine, options.logger);
   }
 

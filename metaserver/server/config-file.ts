@@ -57,7 +57,7 @@ const KEYS: ReadonlyMap<string, { flag: string; kind: Kind }> = new Map([
 /** Sections: each key is a flag too (the flag parser decides every range). */
 const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map([
   ['retention', new Map([['keepLast', '--keep-last'], ['keepYoungerThanMs', '--keep-younger-than-ms'], ['keepConflictsYoungerThanMs', '--keep-conflicts-younger-than-ms']])],
-  ['blocks', new Map([['gcGraceMs', '--block-gc-grace-ms']])],
+  ['blocks', new Map([['gcGraceMs', '--block-gc-grace-ms'], ['pinTtlMs', '--block-pin-ttl-ms'], ['repairIntervalMs', '--block-repair-interval-ms']])],
 ]);
 
 // ---- strict JSON ----------------------------------------------------------

@@ -25,8 +25,6 @@ import {
 } from './request-checks';
 import { CallInfo, Handler, ServiceContext, attrOf, failureFields } from './service-context';
 
-/** An upload pin lasts this long: a writer holding uploaded blocks uncommitted longer uploads (pins) them again. */
-export const BLOCK_PIN_TTL_MS = 24 * 60 * 60 * 1000;
 
 const NO_COMMIT = { kind: '', version: 0, sizeBytes: 0, conflictVersion: 0, conflictCopy: 0, headVersion: 0 };
 
@@ -160,7 +158,7 @@ export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler
       const id = data.byteLength > 0 ? blockIdOf(data) : given;
       if (given !== '' && given !== id) throw new RequestError(`id ${given} does not match the data, whose SHA-256 is ${id}`);
       // Pinned first, through the log: a collection applied after this cannot take the block, one applied before has deleted it already.
-      const pinned = await ctx.mutate(r.header, { op: 'pinBlocks', ids: [id], untilMs: Date.now() + BLOCK_PIN_TTL_MS }, call, data.byteLength);
+      const pinned = await ctx.mutate(r.header, { op: 'pinBlocks', ids: [id], untilMs: Date.now() + ctx.blockPinTtlMs }, call, data.byteLength);
       if (!pinned.ok) return { ...failureFields(pinned), id: '' };
       if (data.byteLength === 0) {
         const [held] = await ctx.blocks.replicator.majorityHolds([id], call.deadlineMs);

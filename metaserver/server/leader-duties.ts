@@ -53,6 +53,8 @@ export class LeaderDuties {
   private lastDutyMs = -Infinity;
   /** Where the next retention pass resumes its inode scan (0 = from the start). */
   private retentionCursor = 0;
+  /** The last candidate block the previous collection proposed ('' = start from the first). */
+  private collectionCursor = '';
 
   constructor(private readonly node: RaftNode, private readonly machine: MetaStateMachine, private readonly options: LeaderDutiesOptions) {
     this.tracker = new SessionTracker({ maxSessions: options.maxSessions });
@@ -177,7 +179,9 @@ export class LeaderDuties {
   /** Proposes the unreferenced blocks; apply keeps only those past the grace period with no pin or reference. */
   private async collectBlocks(): Promise<void> {
     await this.node.readIndex({ timeoutMs: this.options.requestTimeoutMs });
-    const ids = await this.machine.query.unreferencedBlocks(MAX_BLOCK_IDS_PER_COMMAND);
+    const ids = await this.machine.query.unreferencedBlocks(MAX_BLOCK_IDS_PER_COMMAND, this.collectionCursor);
+    // A short page reached the end: the next round starts from the first candidate again.
+    this.collectionCursor = ids.length === MAX_BLOCK_IDS_PER_COMMAND ? ids[ids.length - 1] : '';
     if (ids.length === 0) return;
     const result = await this.propose({ op: 'collectBlocks', ids, nowMs: this.options.wallClockMs(), graceMs: this.options.blockGcGraceMs });
     if (result.ok) {

@@ -13,7 +13,7 @@ import { ServerLimits } from './limits';
 export const META_USAGE = `usage: node dist/metaserver/server/server-main.js --id ID --listen HOST:PORT --client-listen HOST:PORT --data DIR
   --peers ID=RAFT_HOST:PORT,... [--clients ID=CLIENT_HOST:PORT,...] [--session-ttl-ms 10000] [--max-session-ttl-ms 60000]
   [--keep-last 10] [--keep-younger-than-ms 3600000] [--keep-conflicts-younger-than-ms 604800000] [--block-gc-grace-ms 600000]
-  [--duty-interval-ms 10000] [--read-only] [--max-inodes N] [--max-block-bytes N] [--min-free-disk-bytes 67108864]
+  [--duty-interval-ms 10000] [--block-pin-ttl-ms 600000] [--block-repair-interval-ms 30000] [--read-only] [--max-inodes N] [--max-block-bytes N] [--min-free-disk-bytes 67108864]
   [--config FILE.json]
   [--metrics-listen HOST:PORT] [--tick-ms 50] [--election-ticks 10] [--heartbeat-ticks 1] [--snapshot-entries 10000]
   [--snapshot-trailing-entries 1000] [--join] [--verbose]
@@ -33,12 +33,16 @@ export interface MetaServerConfig {
   blockGcGraceMs: number;
   /** How often the leader runs a retention pass and a block collection. */
   dutyIntervalMs: number;
+  /** How long an upload pins a block it has not committed yet. */
+  blockPinTtlMs: number;
+  /** How often each member looks for referenced blocks it lacks. */
+  blockRepairIntervalMs: number;
   limits: ServerLimits;
 }
 
 const META_FLAGS = new Set([
   '--clients', '--session-ttl-ms', '--max-session-ttl-ms', '--keep-last', '--keep-younger-than-ms', '--keep-conflicts-younger-than-ms', '--block-gc-grace-ms',
-  '--duty-interval-ms', '--max-inodes', '--max-block-bytes', '--min-free-disk-bytes',
+  '--duty-interval-ms', '--block-pin-ttl-ms', '--block-repair-interval-ms', '--max-inodes', '--max-block-bytes', '--min-free-disk-bytes',
 ]);
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -124,5 +128,10 @@ export function parseMetaServerArgs(argv: readonly string[]): MetaServerConfig {
     maxBlockBytes: intFlag('--max-block-bytes', own.get('--max-block-bytes'), 0, 0, Number.MAX_SAFE_INTEGER),
     minFreeDiskBytes: intFlag('--min-free-disk-bytes', own.get('--min-free-disk-bytes'), 64 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
   };
-  return { raft, clientListenAddress: raft.clientListenAddress, clientAddresses, defaultSessionTtlMs, maxSessionTtlMs, retention, blockGcGraceMs, dutyIntervalMs, limits };
+  const blockPinTtlMs = intFlag('--block-pin-ttl-ms', own.get('--block-pin-ttl-ms'), 10 * 60 * 1000, 1_000, DAY_MS);
+  const blockRepairIntervalMs = intFlag('--block-repair-interval-ms', own.get('--block-repair-interval-ms'), 30_000, 100, DAY_MS);
+  return {
+    raft, clientListenAddress: raft.clientListenAddress, clientAddresses, defaultSessionTtlMs, maxSessionTtlMs, retention, blockGcGraceMs, dutyIntervalMs, blockPinTtlMs,
+    blockRepairIntervalMs, limits,
+  };
 }

@@ -51,6 +51,7 @@ export interface MetaServiceOptions {
   logger: RaftLogger;
   metrics?: MetaMetrics;
   limits: ServerLimits;
+  blockPinTtlMs: number;
   /** The data folder, whose disk's free space --min-free-disk-bytes guards. */
   dataDir: string;
 }
@@ -82,6 +83,7 @@ const DEADLINE_MARGIN_MS = 20;
 
 export class MetaService implements ServiceContext {
   readonly metrics?: MetaMetrics;
+  readonly blockPinTtlMs: number;
   private lastUsage: { atMs: number; usage: Usage } | undefined;
 
   constructor(
@@ -92,6 +94,7 @@ export class MetaService implements ServiceContext {
     private readonly options: MetaServiceOptions,
   ) {
     this.metrics = options.metrics;
+    this.blockPinTtlMs = options.blockPinTtlMs;
   }
 
   // ---- errors ------------------------------------------------------------

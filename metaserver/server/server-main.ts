@@ -45,7 +45,7 @@ async function run(config: MetaServerConfig): Promise<void> {
   }, fail);
   if (!blockStore) throw new Error('the block store was not opened with the state machine');
   const peers = new Map([...config.clientAddresses].filter(([id]) => id !== raftConfig.id));
-  const blocks = BlockAccess.create({ store: blockStore, selfId: raftConfig.id, peers, machine: state, logger, registry });
+  const blocks = BlockAccess.create({ store: blockStore, selfId: raftConfig.id, peers, machine: state, logger, registry, repairIntervalMs: config.blockRepairIntervalMs });
   let blocksCollected = 0;
   const deleteCollected = state.onBlocksCollected;
   state.onBlocksCollected = async (ids) => {
@@ -90,6 +90,7 @@ async function run(config: MetaServerConfig): Promise<void> {
     logger,
     metrics,
     limits: config.limits,
+    blockPinTtlMs: config.blockPinTtlMs,
     dataDir: raftConfig.dataDir,
   });
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 1024 });

@@ -24,6 +24,12 @@ export interface ServiceContext {
   machine: MetaStateMachine;
   blocks: BlockAccess;
   metrics?: MetaMetrics;
+  /**
+   * How long an upload's pin protects a block not yet referenced: a writer
+   * holding uploaded blocks uncommitted longer pins them again (PutBlock with
+   * the id alone). A dropped version's blocks wait out the pin before collection.
+   */
+  blockPinTtlMs: number;
   /** Checks the header and the server's limits, stamps the leader's clock, proposes, and builds blocks the state asks for. */
   /** newBlockBytes: bytes an upload adds, for the block limits. */
   mutate(header: p.Header | null, body: MutationBody, call: CallInfo, newBlockBytes?: number): Promise<CommandResult>;

@@ -232,3 +232,29 @@ describe('durability of versions and fhs', () => {
     expect(answers[0]).toMatchObject({ ok: true, value: { version: 4 } });
   });
 });
+
+describe('fhs opened or released inside other commands', () => {
+  it('releases an fh opened by create with open flags when its session ends, and an unlinked file with it', async () => {
+    const doomed = await h.openSession(ROOT);
+    const created = await doomed.must<{ attrs: { handle: number }; open: { fh: number } }>({
+      op: 'create', parent: ROOT_HANDLE, name: 'gone-with-session', mode: 0o644, exclusive: true, open: { read: true, write: true, append: false },
+    });
+    await doomed.must({ op: 'unlink', parent: ROOT_HANDLE, name: 'gone-with-session' });
+    expect(await h.apply({ op: 'expireSession', sessionId: doomed.id, nowMs: h.nowMs })).toEqual({ ok: true, value: { expired: true } });
+    expect(await h.machine.query.getattr(created.attrs.handle)).toMatchObject({ ok: false, errno: Errno.ESTALE });
+    expect(await h.machine.query.fhsOpen()).toBe(0);
+  });
+
+  it('ends a session cleanly after a commit with release let its fh go', async () => {
+    const doomed = await h.openSession(ROOT);
+    const created = await doomed.must({ op: 'create', parent: ROOT_HANDLE, name: 'released-by-commit', mode: 0o644, exclusive: true });
+    const opened = await doomed.must<OpenResult>({ op: 'open', handle: created.attrs.handle, read: true, write: true, append: false });
+    const committed = await doomed.run({
+      op: 'commitVersion', fh: opened.fh, baseVersion: opened.version, written: [{ offset: 0, dataBase64: Buffer.from('x').toString('base64') }],
+      newSize: 1, policy: 'lww', release: true,
+    });
+    expect(committed.ok).toBe(true);
+    expect(await h.machine.query.fhsOpen()).toBe(0);
+    expect(await h.apply({ op: 'expireSession', sessionId: doomed.id, nowMs: h.nowMs })).toEqual({ ok: true, value: { expired: true } });
+  });
+});

@@ -99,6 +99,8 @@ export class MetaStateMachine implements StateMachine {
    * the deletion it might otherwise race.
    */
   onBlocksCollected: (ids: string[]) => Promise<void> = async () => {};
+  /** Called after a snapshot replaced the state (the member's block side looks for blocks it lacks). */
+  onRestored: () => void = () => {};
 
   private constructor(private readonly keyspace: LevelKeyspace, readonly dataDir: string) {
     this.cache = new RecordCache(keyspace.db);
@@ -206,9 +208,8 @@ export class MetaStateMachine implements StateMachine {
       if (sequence < ackedBelow) overlay.del(sessionResultKey(session.id, sequence));
     }
     overlay.put(sessionResultKey(session.id, command.sequence), encodeRecord(result));
-    // open and release change the session's fh list: start from the record as the command left it.
-    const touchesSession = command.op === 'open' || command.op === 'release';
-    const current = kept && touchesSession ? await overlay.get(sessionKey(session.id)) : undefined;
+    // Opens and releases (also inside create and commitVersion) change the session's fh list: start from the record as the command left it.
+    const current = kept ? await overlay.get(sessionKey(session.id)) : undefined;
     const base = current ? decodeRecord<Session>(current, 'session') : session;
     const outstanding = [...stillOutstanding, command.sequence].sort((a, b) => a - b);
     overlay.put(sessionKey(session.id), encodeRecord({ ...base, ackedBelow, outstanding } satisfies Session));
@@ -306,6 +307,7 @@ export class MetaStateMachine implements StateMachine {
     await this.keyspace.restore(snapshot);
     this.cache.clear();
     this.rootExists = false;
+    this.onRestored();
   }
 
   async close(): Promise<void> {

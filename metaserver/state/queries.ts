@@ -14,7 +14,7 @@ import { Caller, R_OK, mayAccess, mayAccessXattr, mayLookup, xattrListable } fro
 import {
   Attrs, COUNTERS_KEY, ConflictCopyRecord, Counters, FhRecord, Inode, VersionRecord, attrsOf, conflictCopyKey, conflictCopyRange, decodeDirent, decodeRecord,
   direntKey, direntName, direntRange, fhKey, inodeKey, readU64, sessionRange, versionKey, versionRange, xattrKey, Session, BlockRecord, blockIdOfKey, blockKey, blockRange,
-  unreferencedBlockRange,
+  unreferencedBlockRange, unreferencedBlockKey,
 } from './records';
 
 /** At most this many entries per readdir page, whatever the caller asks. */
@@ -261,9 +261,15 @@ export class MetaQueries {
     return (await this.records.get(blockKey(id))) !== undefined;
   }
 
-  /** Blocks with no reference, oldest id order, at most `limit`: what the leader may propose to collect. */
-  async unreferencedBlocks(limit: number): Promise<string[]> {
-    const keys = await this.db.keys({ ...unreferencedBlockRange, limit: Math.min(limit, MAX_BLOCK_IDS_PER_COMMAND) }).all();
+  /**
+   * Blocks with no reference, in id order after `afterId` ('' = from the
+   * start), at most `limit`: what the leader may propose to collect. The
+   * leader walks on from the last id it saw, so pinned or young candidates at
+   * the front never starve the rest.
+   */
+  async unreferencedBlocks(limit: number, afterId = ''): Promise<string[]> {
+    const range = afterId === '' ? unreferencedBlockRange : { gt: unreferencedBlockKey(afterId), lt: unreferencedBlockRange.lt };
+    const keys = await this.db.keys({ ...range, limit: Math.min(limit, MAX_BLOCK_IDS_PER_COMMAND) }).all();
     return keys.map(blockIdOfKey);
   }
 
