@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { MemberStatusJson } from '../../raft/node/member-process';
 import { ProcessCluster, ProcessMember, assertDistIsFresh } from '../../raft/node/process-cluster';
 import { MalformedRequest } from '../../proto/grpc-method';
+import { randomBlock } from '../blocks/testing';
 import * as p from './meta-proto';
 
 export const ROOT_HANDLE = 1;
@@ -374,15 +375,7 @@ export async function readVersion(cluster: MetaTestCluster, member: ProcessMembe
   return { info, bytes: Buffer.concat(parts) };
 }
 
-/** Deterministic bytes (xorshift), different for each seed. */
+/** Deterministic bytes, different for each seed (blocks/testing.ts's generator). */
 export function patternBytes(sizeBytes: number, seed: number): Buffer {
-  const out = Buffer.alloc(sizeBytes);
-  let state = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < sizeBytes; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    out[i] = state & 0xff;
-  }
-  return out;
+  return Buffer.from(randomBlock(sizeBytes, (seed * 2654435761) >>> 0));
 }
