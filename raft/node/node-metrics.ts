@@ -76,6 +76,30 @@ export class NodeMetrics {
     this.pendingProposals = gauge(r, 'handlefs_raft_pending_proposals', 'Proposals waiting to be applied on this member.').labels(m);
   }
 
+  /**
+   * Per-peer replication lag, read from the leader's progress at scrape time:
+   * `handlefs_raft_peer_lag_entries{member_id, peer}` = the leader's last log
+   * index minus what the peer is known to hold. Only a leader reports peers.
+   */
+  watchPeers(status: () => { role: string; lastIndex: number; progress: ReadonlyArray<{ id: string; match: number }> }): void {
+    if (this.registry.getSingleMetric('handlefs_raft_peer_lag_entries')) return;
+    const memberId = this.memberId;
+    new Gauge({
+      name: 'handlefs_raft_peer_lag_entries',
+      help: 'On the leader: how many log entries each peer is behind the leader\'s last index.',
+      labelNames: ['member_id', 'peer'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const now = status();
+        if (now.role !== 'leader') return;
+        for (const peer of now.progress) {
+          if (peer.id !== memberId) this.set({ member_id: memberId, peer: peer.id }, Math.max(0, now.lastIndex - peer.match));
+        }
+      },
+    });
+  }
+
   proposalFailed(reason: FailureReason): void {
     this.proposalsFailed.inc({ member_id: this.memberId, reason });
   }

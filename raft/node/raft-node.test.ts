@@ -213,6 +213,12 @@ describe('a three-member cluster in one process', () => {
     await follower.readIndex();
     const followerId = follower.status().id;
     expect(Buffer.from((await cluster.kv(followerId).get('x'))!).toString()).toBe('1');
+    // The leader reports each peer's lag; a follower reports none.
+    const peerIds = ['a', 'b', 'c'].filter((id) => id !== leaderId);
+    await waitFor('both peers caught up', async () => /peer_lag_entries\{[^}]*\} 0\n[\s\S]*peer_lag_entries\{[^}]*\} 0/.test(await cluster.members.get(leaderId)!.registry.getSingleMetricAsString('handlefs_raft_peer_lag_entries')));
+    const onLeader = await cluster.members.get(leaderId)!.registry.getSingleMetricAsString('handlefs_raft_peer_lag_entries');
+    for (const peer of peerIds) expect(onLeader).toContain(`peer="${peer}"`);
+    expect(await cluster.members.get(followerId)!.registry.getSingleMetricAsString('handlefs_raft_peer_lag_entries')).not.toMatch(/peer="/);
   });
 
   it('restarts a follower whose stored commit index lags its applied index, and snapshots at once without tripping the storage', async () => {

@@ -122,6 +122,7 @@ export class RaftNode {
     this.proposals = new PendingProposals(settings.maxPendingProposals);
     this.reads = new PendingReads(settings.maxPendingReads);
     this.metrics = new NodeMetrics(options.registry, this.id);
+    this.metrics.watchPeers(() => this.status());
     this.logger = options.logger ?? silentLogger;
     this.joinPeers = options.joinPeers ?? [];
     this.onFatalError = options.onFatalError ?? ((error) => setImmediate(() => { throw error; }));
