@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import * as p from '../metaserver/server/meta-proto';
+import * as p from '../proto/meta-proto';
 
 export type PhaseKind = 'create' | 'getattr' | 'getattr-batched';
 

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Errno } from '../rules/errno';
-import * as p from './meta-proto';
+import * as p from '../../proto/meta-proto';
 import {
   BLOCK_BYTES, MetaTestCluster, ROOT_CALLER, ROOT_HANDLE, TestSession, blocksOf, eventually, patternBytes, readThroughFh, readVersion, sleep, uploadBlocks,
 } from './testing';

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { freePort } from '../../raft/node/process-cluster';
 import { argsFromConfigFile } from './config-file';
-import { MetaGrpcClient, OpenSessionReply } from './meta-proto';
+import { MetaGrpcClient, OpenSessionReply } from '../../proto/meta-proto';
 
 const SERVER_MAIN = path.resolve(__dirname, '..', '..', 'dist', 'metaserver', 'server', 'server-main.js');
 const READY_TIMEOUT_MS = 20_000;

@@ -18,7 +18,7 @@ import { CommitRejected, CommitResult, OpenResult } from '../state/fh-ops';
 import { RestoreResult } from '../state/history-ops';
 import { MAX_VERSIONS_LISTED, ConflictCopyInfo as StateConflictCopyInfo, VersionInfo as StateVersionInfo } from '../state/queries';
 import { StoredContent } from '../state/records';
-import * as p from './meta-proto';
+import * as p from '../../proto/meta-proto';
 import {
   MAX_READ_LENGTH_BYTES, RequestError, inlineBytesOf, requireBlockIds, requireCaller, requireExtents, requireHeader, requireId, requirePolicy, requireUint,
   requireWritten,

@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { isMalformedRequest } from '../../proto/grpc-method';
 import { Errno } from '../rules/errno';
 import { CommitKind, MetaMetrics, StateGauges, instrumentHandlers } from './meta-metrics';
-import { LEADER_ID_METADATA, MetaGrpcClient, metaService } from './meta-proto';
+import { LEADER_ID_METADATA, MetaGrpcClient, metaService } from '../../proto/meta-proto';
 
 /** The value of one sample in Prometheus text, or undefined when the series is absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {

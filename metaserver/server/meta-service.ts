@@ -31,7 +31,7 @@ import { fileHandlers } from './file-handlers';
 import { LeaderDuties } from './leader-duties';
 import { ServerLimits, Usage, limitRefusal } from './limits';
 import { MetaMetrics } from './meta-metrics';
-import * as p from './meta-proto';
+import * as p from '../../proto/meta-proto';
 import { MAX_CLIENT_NAME_CHARS, RequestError, optionalUint, requireCaller, requireHeader, requireId, requireString, requireUint, sessionTtlMs } from './request-checks';
 import { CallInfo, Handlers, ServiceContext, attrOf, failureFields } from './service-context';
 

@@ -2,7 +2,7 @@
  * The field checks of fh and version requests: what is malformed (INVALID_ARGUMENT
  * naming the field) versus what the state answers.
  */
-import { ConflictPolicy } from './meta-proto';
+import { ConflictPolicy } from '../../proto/meta-proto';
 import { RequestError, inlineBytesOf, requirePolicy, requireWritten } from './request-checks';
 
 describe('request checks of commits', () => {

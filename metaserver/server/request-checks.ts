@@ -11,7 +11,7 @@ import { Caller as RuleCaller, checkCaller } from '../rules/permissions';
 import { ConflictPolicy as RuleConflictPolicy } from '../rules/commit';
 import { MAX_SESSION_TTL_MS, MAX_WRITTEN_RANGES, WrittenRange as StateWrittenRange } from '../state/commands';
 import { BLOCK_ID_PATTERN } from '../rules/retention';
-import { Caller, ConflictPolicy, Extent, Header, WrittenRange } from './meta-proto';
+import { Caller, ConflictPolicy, Extent, Header, WrittenRange } from '../../proto/meta-proto';
 
 /** Strings longer than this cannot be decoded from a command (state/commands.ts), so they are refused here. */
 export const MAX_REQUEST_STRING_CHARS = 8192;

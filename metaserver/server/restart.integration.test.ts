@@ -7,7 +7,7 @@
  * Run `npx tsc -p .` first (the members run dist/).
  */
 import { Errno } from '../rules/errno';
-import * as p from './meta-proto';
+import * as p from '../../proto/meta-proto';
 import {
   BLOCK_BYTES, MetaTestCluster, ROOT_CALLER, ROOT_HANDLE, TestSession, eventually, patternBytes, readThroughFh, readVersion, sleep, uploadBlocks,
 } from './testing';

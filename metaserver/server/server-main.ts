@@ -24,7 +24,7 @@ import { argsFromConfigFile } from './config-file';
 import { LeaderDuties } from './leader-duties';
 import { MetaMetrics, instrumentHandlers } from './meta-metrics';
 import { MetaServerConfig, parseMetaServerArgs } from './meta-server-config';
-import { metaService } from './meta-proto';
+import { metaService } from '../../proto/meta-proto';
 import { MetaService } from './meta-service';
 
 /** A call without a deadline waits this long for the cluster; a client's deadline is honoured up to MAX_REQUEST_TIMEOUT_MS. */

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { ProcessMember } from '../../raft/node/process-cluster';
 import { Errno } from '../rules/errno';
-import * as p from './meta-proto';
+import * as p from '../../proto/meta-proto';
 import { MetaTestCluster, metaServerMainPath, sleep } from './testing';
 
 const CALL_DEADLINE_MS = 3_000;

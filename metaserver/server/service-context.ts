@@ -12,7 +12,7 @@ import { CommandResult, MetaStateMachine } from '../state/meta-state-machine';
 import { Attrs } from '../state/records';
 import { BlockAccess } from './block-access';
 import { MetaMetrics } from './meta-metrics';
-import * as p from './meta-proto';
+import * as p from '../../proto/meta-proto';
 
 /** One call as the handlers see it: when the client stops waiting. */
 export interface CallInfo {

@@ -16,7 +16,7 @@ import { MemberStatusJson } from '../../raft/node/member-process';
 import { ProcessCluster, ProcessMember, assertDistIsFresh } from '../../raft/node/process-cluster';
 import { MalformedRequest } from '../../proto/grpc-method';
 import { randomBlock } from '../blocks/testing';
-import * as p from './meta-proto';
+import * as p from '../../proto/meta-proto';
 
 export const ROOT_HANDLE = 1;
 export const ROOT_CALLER: p.Caller = { uid: 0, gid: 0, groups: [] };

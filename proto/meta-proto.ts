@@ -7,8 +7,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
-import { MalformedRequest, unaryMethod } from '../../proto/grpc-method';
-import { protoPath } from '../../proto/proto-path';
+import { MalformedRequest, unaryMethod } from './grpc-method';
+import { protoPath } from './proto-path';
 
 /** Trailing metadata of a FAILED_PRECONDITION (not the leader). */
 export const LEADER_ID_METADATA = 'handlefs-leader-id';
