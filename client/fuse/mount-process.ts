@@ -1,0 +1,101 @@
+/**
+ * The mount process: `node dist/client/fuse/mount-process.js <dir> --backend memory [options]`, started by
+ * mount-control.startMount with the env from fuse-loader.mountProcessEnv.
+ * Owns: one FUSE mount for its whole life, its backend, and the stdout protocol (one JSON object per line:
+ * {"event":"ready",...}, {"event":"stats",...} on SIGUSR2, {"event":"unmounted"}); logs go to stderr.
+ * It must never spawn a child (libfuse's /dev/fuse descriptor would leak into it), never touch its own
+ * mount, and on SIGTERM/SIGINT it detaches the mount, shuts the backend down and exits 0.
+ */
+import * as path from 'path';
+import { FileSystemBackend } from './filesystem';
+import { loadFuseNative } from './fuse-loader';
+import { DEFAULT_HOST_OPTIONS, FuseHostOptions, createFuseHost } from './fuse-host';
+import { MemoryBackend } from './memory-backend';
+
+const SHUTDOWN_LIMIT_MS = 30_000;
+
+export interface MountArgs {
+  mountpoint: string;
+  backend: 'memory';
+  host: Omit<FuseHostOptions, 'log'>;
+}
+
+/** Parses argv (after the script name). Throws a message naming the bad argument. */
+export function parseMountArgs(argv: readonly string[]): MountArgs {
+  const rest = [...argv];
+  const dir = rest.shift();
+  if (!dir || dir.startsWith('--')) throw new Error('usage: mount-process <dir> --backend memory [--attr-timeout-s S] [--entry-timeout-s S] [--negative-timeout-s S] [--allow-other] [--read-only] [--op-timeout-ms MS]');
+  const host = { ...DEFAULT_HOST_OPTIONS };
+  let backend: string | undefined;
+  const num = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (v === undefined || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`${flag} needs a non-negative number, got ${v}`);
+    return n;
+  };
+  while (rest.length > 0) {
+    const flag = rest.shift()!;
+    switch (flag) {
+      case '--backend': backend = rest.shift(); break;
+      case '--attr-timeout-s': host.attrTimeoutS = num(flag, rest.shift()); break;
+      case '--entry-timeout-s': host.entryTimeoutS = num(flag, rest.shift()); break;
+      case '--negative-timeout-s': host.negativeTimeoutS = num(flag, rest.shift()); break;
+      case '--op-timeout-ms': host.opTimeoutMs = num(flag, rest.shift()); break;
+      case '--allow-other': host.allowOther = true; break;
+      case '--read-only': host.readOnly = true; break;
+      default: throw new Error(`unknown argument ${flag}`);
+    }
+  }
+  if (backend !== 'memory') throw new Error(`--backend must be "memory" (the cluster backend is not built yet), got ${backend}`);
+  return { mountpoint: path.resolve(dir), backend, host };
+}
+
+function emit(event: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(event) + '\n');
+}
+
+function log(line: string): void {
+  process.stderr.write(`[mount ${process.pid}] ${line}\n`);
+}
+
+async function main(): Promise<void> {
+  process.stdout.on('error', () => undefined); // a parent that went away must not crash the mount
+  const args = parseMountArgs(process.argv.slice(2));
+  const loaded = loadFuseNative();
+  const backend: FileSystemBackend<number> = new MemoryBackend();
+  const host = createFuseHost(loaded, args.mountpoint, backend, { ...args.host, log });
+
+  let stopping = false;
+  const stop = async (why: string, code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    const detached = host.detach();
+    if (detached !== 0) log(`umount2(${args.mountpoint}) failed: errno ${-detached} (not root? run: fusermount -u ${args.mountpoint})`);
+    const limit = setTimeout(() => { log('backend shutdown exceeded its limit'); process.exit(1); }, SHUTDOWN_LIMIT_MS);
+    try {
+      await backend.shutdown();
+    } catch (e) {
+      log(`backend shutdown failed: ${String(e)}`);
+      code = 1;
+    }
+    clearTimeout(limit);
+    emit({ event: 'unmounted', reason: why, detached: detached === 0 });
+    process.exit(detached === 0 ? code : 1);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM', 0));
+  process.on('SIGINT', () => void stop('SIGINT', 0));
+  process.on('SIGUSR2', () => emit({ event: 'stats', ...host.stats() }));
+  process.on('uncaughtException', (e) => { log(`uncaught: ${e.stack ?? String(e)}`); void stop('uncaughtException', 1); });
+  process.on('unhandledRejection', (e) => { log(`unhandled rejection: ${String(e)}`); });
+
+  await host.mount();
+  emit({ event: 'ready', pid: process.pid, mountpoint: args.mountpoint, backend: args.backend,
+    libfuse: loaded.libfuseLoadedFrom, options: args.host });
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    log(`mount failed: ${e instanceof Error ? e.message : String(e)}`);
+    emit({ event: 'failed', error: e instanceof Error ? e.message : String(e) });
+    process.exit(2);
+  });
+}
