@@ -13,7 +13,7 @@
  * never leave a child process or a temp folder behind, nor send traffic
  * beyond 127.0.0.1.
  *
- *   node dist/bench/meta-bench.js [--seconds 10] [--concurrency 1,16,64] [--workers 2] [--phases create,getattr,getattr-batched]
+ *   node dist/bench/meta-bench.js [--seconds 10] [--concurrency 1,16,64] [--workers 2] [--phases create,getattr]
  *     [--warmup-seconds 1] [--ceiling-seconds 3] [--json] [--server-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  */
 import { ChildProcess, fork } from 'node:child_process';
@@ -23,7 +23,8 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster } from '../raft/node/process-cluster';
 import { cpuTicks, machineBusyTicks, measureLevelDbCeiling, percentile, round3, ticksToPercent } from './bench-measures';
-import { MetaBenchClient, runWorker, WorkerConfig, WorkerMessage, PhaseKind } from './meta-bench-worker';
+import { MetaClient } from '../client/sdk';
+import { runWorker, WorkerConfig, WorkerMessage, PhaseKind } from './meta-bench-worker';
 
 interface BenchOptions {
   seconds: number;
@@ -60,12 +61,10 @@ const VALUE_BYTES = 256;
 const TARGETS: Record<PhaseKind, { concurrency: number; opsPerSecond: number; what: string }> = {
   create: { concurrency: 64, opsPerSecond: 4_000, what: 'files created+committed/s' },
   getattr: { concurrency: 64, opsPerSecond: 20_000, what: 'linearizable getattr/s' },
-  'getattr-batched': { concurrency: 64, opsPerSecond: 20_000, what: 'linearizable getattr/s' },
 };
 const PHASE_DESCRIPTIONS: Record<PhaseKind, string> = {
   create: 'Create(excl, open for write) → CommitVersion(256 B, release), per cycle; one session per worker',
-  getattr: 'GetAttr (ReadIndex) of existing files on the leader, one call each',
-  'getattr-batched': 'GetAttr of existing files on the leader, each worker coalescing its concurrent calls into GetAttrs (one ReadIndex per call)',
+  getattr: 'the SDK\'s getattr of existing files (concurrent calls of a worker coalesced into GetAttrs: one ReadIndex each)',
 };
 /** How long a worker may take to open its sessions and prepare its files. */
 const WORKER_READY_TIMEOUT_MS = 60_000;
@@ -74,7 +73,7 @@ const WORKER_REPORT_TIMEOUT_MS = 30_000;
 
 function parseArgs(argv: string[]): BenchOptions {
   const options: BenchOptions = {
-    seconds: 10, warmupSeconds: 1, concurrencies: [1, 16, 64], workers: 2, phases: ['create', 'getattr', 'getattr-batched'], ceilingSeconds: 3, ceilingBatchPuts: 64,
+    seconds: 10, warmupSeconds: 1, concurrencies: [1, 16, 64], workers: 2, phases: ['create', 'getattr'], ceilingSeconds: 3, ceilingBatchPuts: 64,
     json: false, serverNodeArgs: [],
   };
   for (let i = 0; i < argv.length; i++) {
@@ -202,15 +201,13 @@ async function runPhase(cluster: ProcessCluster, leaderId: string, kind: PhaseKi
 
 /** The member that answers OpenSession (following NOT_LEADER hints) is the leader; its session is closed right away. */
 async function findLeaderId(cluster: ProcessCluster): Promise<string> {
-  const client = new MetaBenchClient(cluster.members.map((m) => m.clientAddress), cluster.members[0].clientAddress);
+  const client = await MetaClient.connect({ servers: cluster.members.map((m) => m.clientAddress), clientName: 'meta-bench-probe' });
   try {
-    const { sessionId } = await client.openSession('meta-bench-probe');
-    await client.closeSession(sessionId, 1);
     const leader = cluster.members.find((m) => m.clientAddress === client.leaderAddress);
     if (!leader) throw new Error(`the leader address ${client.leaderAddress} is no member's`);
     return leader.id;
   } finally {
-    client.close();
+    await client.close();
   }
 }
 
