@@ -90,7 +90,11 @@ describe('metadata server members crashing and restarting (3 real processes, --s
     expect(cluster.running()).toHaveLength(0);
     await Promise.all(cluster.members.map((m) => cluster.restart(m)));
     await cluster.leader();
-    for (const member of cluster.members) await expectFilesIntact(member);
+    for (const member of cluster.members) {
+      // A restarted member serves linearizable reads once it hears from the new leader.
+      await cluster.caughtUp(member);
+      await expectFilesIntact(member);
+    }
     // The session lived through it: its fh commits the next version.
     const next = patternBytes(MiB + 50, 9);
     expect(await commitBlocks(session, openFh, 3, next)).toMatchObject({ errno: 0, kind: 'fast-forward', version: 4 });

@@ -198,13 +198,16 @@ export class MetaTestCluster {
     return this.running().filter((m) => m !== leader);
   }
 
-  /** Waits until the member has applied at least what the leader had committed when asked. */
+  /**
+   * Waits until the member knows the current leader (so its reads can confirm
+   * a read index) and has applied at least what the leader had committed when asked.
+   */
   async caughtUp(member: ProcessMember, timeoutMs = 20_000): Promise<void> {
     const leaderStatus = await this.status(await this.leader());
     if (!leaderStatus) throw new Error('the leader did not report its status');
-    await eventually(`${member.id} applying up to ${leaderStatus.commitIndex}`, timeoutMs, async () => {
+    await eventually(`${member.id} following ${leaderStatus.id} and applying up to ${leaderStatus.commitIndex}`, timeoutMs, async () => {
       const status = await this.status(member);
-      return status !== undefined && status.appliedIndex >= leaderStatus.commitIndex;
+      return status !== undefined && status.leaderId === leaderStatus.id && status.appliedIndex >= leaderStatus.commitIndex;
     });
   }
 
