@@ -20,6 +20,8 @@ export interface Header { sessionId: number; sequence: number; firstUnacked?: nu
 export interface Attr {
   handle: number; generation: number; type: string; mode: number; uid: number; gid: number; nlink: number;
   sizeBytes: number; atimeMs: number; mtimeMs: number; ctimeMs: number; rdev: number;
+  /** Regular files: the newest version (0 otherwise). */
+  headVersion?: number;
 }
 export interface ErrnoFields { errno: number; message: string }
 export interface Reply extends ErrnoFields { sessionError: string }

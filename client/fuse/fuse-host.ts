@@ -12,6 +12,8 @@ import { constants as fsConstants } from 'fs';
 import { CallerContext, FileStat, FileSystemBackend, StatFs, negativeErrnoOf } from './filesystem';
 import { LoadedFuseNative } from './fuse-loader';
 
+const TRACE_ERRNO_ANSWERS = process.env.HANDLEFS_FUSE_TRACE === '1';
+
 export interface FuseHostOptions {
   /** Kernel attribute / entry / negative-lookup cache lifetimes, seconds (libfuse accepts fractions). */
   attrTimeoutS: number;
@@ -50,7 +52,8 @@ export function buildFuseOptionString(o: Omit<FuseHostOptions, 'log'>): string {
   }
   if (!/^[A-Za-z0-9_.:@/-]{1,64}$/.test(o.fsName)) throw new Error(`fuse options: bad fsName ${JSON.stringify(o.fsName)}`);
   const opts = [
-    `fsname=${o.fsName}`, 'subtype=handlefs', 'big_writes', `max_write=${MAX_WRITE_BYTES}`, 'use_ino',
+    // atomic_o_trunc: O_TRUNC reaches open() instead of a separate truncate first, so a rewrite is one version, not an empty one and then the new one.
+    `fsname=${o.fsName}`, 'subtype=handlefs', 'big_writes', `max_write=${MAX_WRITE_BYTES}`, 'use_ino', 'atomic_o_trunc',
     `attr_timeout=${o.attrTimeoutS}`, `entry_timeout=${o.entryTimeoutS}`, `negative_timeout=${o.negativeTimeoutS}`,
   ];
   if (o.allowOther) opts.push('allow_other');
@@ -179,7 +182,11 @@ export function createFuseHost<Fh>(loaded: LoadedFuseNative, mountpoint: string,
   function errnoFor(op: string, p: string, err: unknown): number {
     const neg = negativeErrnoOf(err);
     stats.errorsByOp[op] = (stats.errorsByOp[op] ?? 0) + 1;
-    if (neg !== null) return neg;
+    if (neg !== null) {
+      // HANDLEFS_FUSE_TRACE=1: every errno answer on stderr, for debugging a mount.
+      if (TRACE_ERRNO_ANSWERS) log(`fuse ${op} ${JSON.stringify(p)}: errno ${-neg}: ${err instanceof Error ? err.message : String(err)}`);
+      return neg;
+    }
     stats.unexpectedErrors++;
     log(`fuse ${op} ${JSON.stringify(p)}: unexpected error (answered EIO): ${err instanceof Error ? err.stack : String(err)}`);
     return -E.EIO;

@@ -1,5 +1,6 @@
 /**
- * The mount process: `node dist/client/fuse/mount-process.js <dir> --backend memory [options]`, started by
+ * The mount process: `node dist/client/fuse/mount-process.js <dir> --servers HOST:PORT,... [options]`
+ * (or `--backend memory` for plumbing tests), started by
  * mount-control.startMount with the env from fuse-loader.mountProcessEnv.
  * Owns: one FUSE mount for its whole life, its backend, and the stdout protocol (one JSON object per line:
  * {"event":"ready",...}, {"event":"stats",...} on SIGUSR2, {"event":"unmounted"}); logs go to stderr.
@@ -11,22 +12,35 @@ import { FileSystemBackend } from './filesystem';
 import { loadFuseNative } from './fuse-loader';
 import { DEFAULT_HOST_OPTIONS, FuseHostOptions, createFuseHost } from './fuse-host';
 import { MemoryBackend } from './memory-backend';
+import { MetaBackend } from './meta-backend';
+import { MetaClient } from '../sdk';
+import type { Policy } from '../sdk';
 
 const SHUTDOWN_LIMIT_MS = 30_000;
 
 export interface MountArgs {
   mountpoint: string;
-  backend: 'memory';
+  backend: 'cluster' | 'memory';
+  /** cluster: the metadata servers' client API addresses. */
+  servers: string[];
+  policy: Policy;
+  deadlineMs: number;
   host: Omit<FuseHostOptions, 'log'>;
 }
+
+const USAGE = 'usage: mount-process <dir> (--servers HOST:PORT,... | --backend memory) [--policy lww|reject] [--deadline-ms 30000] ' +
+  '[--attr-timeout-s S] [--entry-timeout-s S] [--negative-timeout-s S] [--allow-other] [--read-only] [--op-timeout-ms MS]';
 
 /** Parses argv (after the script name). Throws a message naming the bad argument. */
 export function parseMountArgs(argv: readonly string[]): MountArgs {
   const rest = [...argv];
   const dir = rest.shift();
-  if (!dir || dir.startsWith('--')) throw new Error('usage: mount-process <dir> --backend memory [--attr-timeout-s S] [--entry-timeout-s S] [--negative-timeout-s S] [--allow-other] [--read-only] [--op-timeout-ms MS]');
+  if (!dir || dir.startsWith('--')) throw new Error(USAGE);
   const host = { ...DEFAULT_HOST_OPTIONS };
   let backend: string | undefined;
+  let servers: string[] = [];
+  let policy: Policy = 'lww';
+  let deadlineMs = 30_000;
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`${flag} needs a non-negative number, got ${v}`);
@@ -36,6 +50,14 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
     const flag = rest.shift()!;
     switch (flag) {
       case '--backend': backend = rest.shift(); break;
+      case '--servers': servers = (rest.shift() ?? '').split(',').map((a) => a.trim()).filter(Boolean); break;
+      case '--policy': {
+        const value = rest.shift();
+        if (value !== 'lww' && value !== 'reject') throw new Error(`--policy must be lww or reject, got ${value}`);
+        policy = value;
+        break;
+      }
+      case '--deadline-ms': deadlineMs = num(flag, rest.shift()); break;
       case '--attr-timeout-s': host.attrTimeoutS = num(flag, rest.shift()); break;
       case '--entry-timeout-s': host.entryTimeoutS = num(flag, rest.shift()); break;
       case '--negative-timeout-s': host.negativeTimeoutS = num(flag, rest.shift()); break;
@@ -45,8 +67,11 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
       default: throw new Error(`unknown argument ${flag}`);
     }
   }
-  if (backend !== 'memory') throw new Error(`--backend must be "memory" (the cluster backend is not built yet), got ${backend}`);
-  return { mountpoint: path.resolve(dir), backend, host };
+  backend ??= 'cluster';
+  if (backend !== 'memory' && backend !== 'cluster') throw new Error(`--backend must be cluster or memory, got ${backend}`);
+  if (backend === 'cluster' && servers.length === 0) throw new Error(`--servers HOST:PORT,... is required\n${USAGE}`);
+  if (!(deadlineMs >= 100)) throw new Error(`--deadline-ms must be at least 100, got ${deadlineMs}`);
+  return { mountpoint: path.resolve(dir), backend, servers, policy, deadlineMs, host };
 }
 
 function emit(event: Record<string, unknown>): void {
@@ -61,7 +86,12 @@ async function main(): Promise<void> {
   process.stdout.on('error', () => undefined); // a parent that went away must not crash the mount
   const args = parseMountArgs(process.argv.slice(2));
   const loaded = loadFuseNative();
-  const backend: FileSystemBackend<number> = new MemoryBackend();
+  const backend: FileSystemBackend<number> = args.backend === 'memory'
+    ? new MemoryBackend()
+    : new MetaBackend(
+      await MetaClient.connect({ servers: args.servers, deadlineMs: args.deadlineMs, clientName: `mount ${args.mountpoint} pid ${process.pid}`, logger: { info: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m), warn: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m) } }),
+      { policy: args.policy, readOnly: args.host.readOnly, entryCacheMs: args.host.entryTimeoutS * 1000, log },
+    );
   const host = createFuseHost(loaded, args.mountpoint, backend, { ...args.host, log });
 
   let stopping = false;

@@ -296,6 +296,13 @@ export class MetaClient {
     return present;
   }
 
+  /** A kept version's metadata (its block ids, for block content) without fetching its content. */
+  async versionInfo(handle: number, version: number, caller?: p.Caller): Promise<{ info: p.VersionInfo; inlineContent: Uint8Array }> {
+    const reply = checked('GetVersion', await this.read<p.GetVersionReply>('GetVersion', { caller: this.who(caller), handle, version } satisfies p.GetVersionRequest));
+    if (!reply.info) throw new MetaError(EIO, `GetVersion(${handle}, ${version}) answered no version info`);
+    return { info: reply.info, inlineContent: reply.content };
+  }
+
   /** A kept version and its whole content (block content fetched and checked, holes as zeros). */
   async getVersion(handle: number, version: number, caller?: p.Caller): Promise<{ info: p.VersionInfo; content: Uint8Array }> {
     const reply = checked('GetVersion', await this.read<p.GetVersionReply>('GetVersion', { caller: this.who(caller), handle, version } satisfies p.GetVersionRequest));
