@@ -2,7 +2,9 @@
  * The `handlefs` command line. Owns argument dispatch and exit codes only;
  * each subcommand lives with the part it belongs to.
  */
+import { CLIENT_COMMANDS, CLIENT_USAGE, runClientCommand } from '../client/cli/client-commands';
 import { runClusterCommand } from '../deploy/cluster-command';
+import { runHostsCommand } from '../deploy/netns/netns-command';
 import { runMetaServer } from '../metaserver/server/server-main';
 
 const USAGE = `usage: handlefs <command> [options]
@@ -18,14 +20,23 @@ commands:
         each member's role, term, commit/applied index and leader; exits 0 only when healthy
   server --id ID --listen HOST:PORT --client-listen HOST:PORT --data DIR --peers ID=HOST:PORT,... [...]
         run one metadata server in the foreground (run it without flags to see them all)
-  help  show this text
+  hosts up [--count 5] [--prefix hfs] [--bridge hfsbr0]
+        create N simulated hosts (network namespaces hfs1..N at 127.77.0.11.., bridge 127.77.0.1); needs root
+  hosts down [--prefix hfs] [--bridge hfsbr0]
+        remove them and anything a crashed run left
+  hosts status [--json]
+        each host's address, link state and process count; exits 0 only when all are up
+${CLIENT_USAGE}  help  show this text
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && CLIENT_COMMANDS.has(command)) return runClientCommand(command, rest);
   switch (command) {
     case 'cluster':
       return runClusterCommand(rest);
+    case 'hosts':
+      return runHostsCommand(rest);
     case 'server':
       // Runs until SIGTERM/SIGINT; it exits the process itself (0 after a graceful stop, 1/2/70 on failures).
       runMetaServer(rest);

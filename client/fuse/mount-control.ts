@@ -6,7 +6,8 @@
  * synchronously (a hung mount would block this process).
  */
 import { ChildProcess, execFile, spawn } from 'child_process';
-import { promises as fsp } from 'fs';
+import * as fs from 'fs';
+const fsp = fs.promises;
 import * as path from 'path';
 import * as readline from 'readline';
 import { fuseNativePaths, mountProcessEnv } from './fuse-loader';
@@ -16,6 +17,7 @@ const READY_LIMIT_MS = 15_000;
 const STOP_LIMIT_MS = 10_000;
 const STATS_LIMIT_MS = 5_000;
 const COMMAND_LIMIT_MS = 5_000;
+const DAEMON_POLL_MS = 100;
 const STALE_PROBE_LIMIT_MS = 2_000;
 const STDERR_TAIL_BYTES = 64 * 1024;
 const MAX_STACKED_UNMOUNTS = 8;
@@ -35,8 +37,9 @@ function unescapeMountinfo(s: string): string {
 }
 
 /** Every mount whose mount point is exactly `dir` (stacked mounts: last = topmost). */
-export async function findMounts(dir: string): Promise<MountEntry[]> {
-  const want = path.resolve(dir);
+/** The mounts at `dir` (every mount of the system with `dir` undefined), from /proc/self/mountinfo. */
+export async function findMounts(dir?: string): Promise<MountEntry[]> {
+  const want = dir === undefined ? undefined : path.resolve(dir);
   const text = await fsp.readFile('/proc/self/mountinfo', 'utf8');
   const out: MountEntry[] = [];
   for (const line of text.split('\n')) {
@@ -45,7 +48,7 @@ export async function findMounts(dir: string): Promise<MountEntry[]> {
     const sep = f.indexOf('-');
     if (sep < 6) continue;
     const mountpoint = unescapeMountinfo(f[4]);
-    if (mountpoint !== want) continue;
+    if (want !== undefined && mountpoint !== want) continue;
     const minor = Number(f[2].split(':')[1]);
     out.push({ mountId: Number(f[0]), minor, mountpoint, fstype: f[sep + 1], source: unescapeMountinfo(f[sep + 2] ?? '') });
   }
@@ -118,7 +121,7 @@ export interface RunningMount {
 }
 
 /** A mount point still mounted but whose server is gone answers ENOTCONN: safe to clean. */
-async function isStale(dir: string): Promise<boolean> {
+export async function isStale(dir: string): Promise<boolean> {
   const probe = fsp.stat(dir).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOTCONN' || e.code === 'ECONNABORTED');
   const limit = new Promise<boolean>((r) => setTimeout(() => r(false), STALE_PROBE_LIMIT_MS).unref());
   return Promise.race([probe, limit]);
@@ -182,4 +185,59 @@ export async function startMount(dir: string, args: readonly string[]): Promise<
       return (await p) as unknown as HostStats;
     },
   };
+}
+
+/** Pids of mount processes serving `dir` (found by their command line in /proc). */
+export async function mountProcessesOf(dir: string): Promise<number[]> {
+  const mnt = path.resolve(dir);
+  const pids: number[] = [];
+  for (const name of await fsp.readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const argv = await fsp.readFile(`/proc/${name}/cmdline`, 'utf8').then((s) => s.split('\0'), () => [] as string[]);
+    const script = argv.findIndex((a) => a.endsWith(path.join('client', 'fuse', 'mount-process.js')));
+    if (script >= 0 && argv[script + 1] === mnt) pids.push(Number(name));
+  }
+  return pids;
+}
+
+/**
+ * A mount in the background: the mount process detached from this one (its
+ * own session), stdout and stderr to `logFile`; resolves with its pid once it
+ * wrote its ready line, rejects naming the failure (and leaves nothing
+ * mounted) otherwise. A stale mount of `dir` is cleaned first.
+ */
+export async function startDaemonMount(dir: string, args: readonly string[], logFile: string): Promise<{ pid: number; ready: ReadyEvent }> {
+  const mnt = path.resolve(dir);
+  if (await isMounted(mnt)) {
+    if (!(await isStale(mnt))) throw new Error(`${mnt} is already mounted and answering; unmount it first`);
+    await forceUnmount(mnt);
+  }
+  const log = fs.openSync(logFile, 'a');
+  const start = fs.fstatSync(log).size;
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [mountProcessScript(), mnt, ...args], { env: mountProcessEnv(), stdio: ['ignore', log, log], detached: true });
+  } finally {
+    fs.closeSync(log);
+  }
+  const deadline = Date.now() + READY_LIMIT_MS;
+  // Bounded by READY_LIMIT_MS: the log is read again every DAEMON_POLL_MS.
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, DAEMON_POLL_MS));
+    const lines = (await fsp.readFile(logFile, 'utf8')).slice(start).split('\n');
+    for (const line of lines) {
+      if (!line.startsWith('{')) continue;
+      let ev: Record<string, unknown>;
+      try { ev = JSON.parse(line) as Record<string, unknown>; } catch { continue; }
+      if (ev.event === 'ready') {
+        child.unref();
+        return { pid: child.pid!, ready: ev as ReadyEvent };
+      }
+      if (ev.event === 'failed') throw new Error(`mount ${mnt} failed: ${String(ev.error)} (log: ${logFile})`);
+    }
+    if (child.exitCode !== null) throw new Error(`mount ${mnt}: the mount process exited (${child.exitCode}) before it was ready (log: ${logFile})`);
+  }
+  child.kill('SIGKILL');
+  await forceUnmount(mnt).catch(() => undefined);
+  throw new Error(`mount ${mnt}: not ready within ${READY_LIMIT_MS} ms (log: ${logFile})`);
 }
