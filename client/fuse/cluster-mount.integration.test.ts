@@ -105,12 +105,19 @@ describe('two FUSE mounts of a 3-member cluster', () => {
     await expect(fsp.stat(path.join(a, 'dir'))).rejects.toMatchObject({ code: 'ENOENT' });
   }, 30_000);
 
-  it('names every file\'s handle and head version in xattrs, and a new version per close', async () => {
+  it('names every file\'s handle and head version in xattrs, a new version per close, and keeps each under /.versions', async () => {
     const file = path.join(a, 'versions.txt');
     await fsp.writeFile(file, 'v2');
     await fsp.writeFile(file, 'v3');
     const version = await run('python3', ['-c', `import os; print(os.getxattr(${JSON.stringify(file)}, 'user.handlefs.version').decode())`]);
     expect(version.stdout.trim()).toBe('3');
+    // Every kept version is a read-only file under /.versions/<path>/, its mtime the commit time.
+    expect((await fsp.readdir(path.join(b, '.versions', 'versions.txt'))).sort()).toEqual(['1', '2', '3']);
+    expect(await fsp.readFile(path.join(b, '.versions', 'versions.txt', '2'), 'utf8')).toBe('v2');
+    expect((await fsp.stat(path.join(b, '.versions', 'versions.txt', '3'))).size).toBe(2);
+    await expect(fsp.writeFile(path.join(b, '.versions', 'versions.txt', '2'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
+    await expect(fsp.unlink(path.join(b, '.versions', 'versions.txt', '2'))).rejects.toMatchObject({ code: 'EROFS' });
+    expect(await fsp.readdir(b)).not.toContain('.versions');
   }, 30_000);
 
   it('checks permissions with the caller\'s uid: another user cannot write a 0644 file of root', async () => {

@@ -296,6 +296,18 @@ export class MetaClient {
     return present;
   }
 
+  /** Whole content of a version or conflict copy: its inline bytes, or its blocks fetched 4 at a time and checked (holes as zeros). */
+  private async contentOf(info: { sizeBytes: number; blocks: string[]; blockSizeBytes: number }, inline: Uint8Array): Promise<Uint8Array> {
+    if (info.blocks.length === 0) return inline;
+    const content = Buffer.alloc(info.sizeBytes);
+    await paths.boundedParallel(info.blocks.map((id, index) => async () => {
+      if (id === '') return;
+      const block = await this.getBlock(id);
+      content.set(block.subarray(0, Math.max(0, Math.min(block.byteLength, info.sizeBytes - index * info.blockSizeBytes))), index * info.blockSizeBytes);
+    }), paths.PARALLEL_BLOCKS);
+    return content;
+  }
+
   /** A kept version's metadata (its block ids, for block content) without fetching its content. */
   async versionInfo(handle: number, version: number, caller?: p.Caller): Promise<{ info: p.VersionInfo; inlineContent: Uint8Array }> {
     const reply = checked('GetVersion', await this.read<p.GetVersionReply>('GetVersion', { caller: this.who(caller), handle, version } satisfies p.GetVersionRequest));
@@ -307,15 +319,14 @@ export class MetaClient {
   async getVersion(handle: number, version: number, caller?: p.Caller): Promise<{ info: p.VersionInfo; content: Uint8Array }> {
     const reply = checked('GetVersion', await this.read<p.GetVersionReply>('GetVersion', { caller: this.who(caller), handle, version } satisfies p.GetVersionRequest));
     if (!reply.info) throw new MetaError(EIO, `GetVersion(${handle}, ${version}) answered no version info`);
-    const info = reply.info;
-    if (info.blocks.length === 0) return { info, content: reply.content };
-    const content = Buffer.alloc(info.sizeBytes);
-    await paths.boundedParallel(info.blocks.map((id, index) => async () => {
-      if (id === '') return;
-      const block = await this.getBlock(id);
-      content.set(block.subarray(0, Math.max(0, Math.min(block.byteLength, info.sizeBytes - index * info.blockSizeBytes))), index * info.blockSizeBytes);
-    }), paths.PARALLEL_BLOCKS);
-    return { info, content };
+    return { info: reply.info, content: await this.contentOf(reply.info, reply.content) };
+  }
+
+  /** A rejected commit's content, kept beside the history (numbered 1, 2, ... per file), with block content fetched and checked. */
+  async getConflictCopy(handle: number, copy: number, caller?: p.Caller): Promise<{ info: p.ConflictCopyInfo; content: Uint8Array }> {
+    const reply = checked('GetConflictCopy', await this.read<p.GetConflictCopyReply>('GetConflictCopy', { caller: this.who(caller), handle, copy } satisfies p.GetConflictCopyRequest));
+    if (!reply.info) throw new MetaError(EIO, `GetConflictCopy(${handle}, ${copy}) answered no info`);
+    return { info: reply.info, content: await this.contentOf(reply.info, reply.content) };
   }
 
   async *listVersions(handle: number, caller?: p.Caller): AsyncIterable<p.VersionInfo> {

@@ -95,6 +95,22 @@ describe('open flags on a handlefs mount', () => {
   });
 });
 
+describe('close-to-open between two mounts', () => {
+  // BUG: when mount b stat()ed the file (path getattr) less than attr_timeout (1 s) before, a rewrite
+  // closed on mount a is read on b with b's OLD size: open on b does not refresh the kernel's cached
+  // attributes, the fstat after open answers the cached size and read stops there ("third content, even
+  // longe" for 32 bytes). Without the earlier stat it works (cluster-mount.integration.test.ts).
+  // (client/fuse/fuse-host.ts buildFuseOptionString attr_timeout / DEFAULT_HOST_OPTIONS.attrTimeoutS:
+  // libfuse 2.9 cannot invalidate on open, so attributes of regular files must not be cached, or open must
+  // answer fresh attributes)
+  it.failing('reads the full new content on b after close on a, even when b stat()ed the file just before', async () => {
+    await fsp.writeFile(path.join(m.a, 'c2o-stat.txt'), 'short');
+    expect((await fsp.stat(path.join(m.b, 'c2o-stat.txt'))).size).toBe(5);
+    await fsp.writeFile(path.join(m.a, 'c2o-stat.txt'), 'a much longer second version');
+    expect(await fsp.readFile(path.join(m.b, 'c2o-stat.txt'), 'utf8')).toBe('a much longer second version');
+  });
+});
+
 describe('reads and writes at offsets', () => {
   it('writes at scattered offsets inside and past the end, reads them back before and after close', async () => {
     const file = path.join(m.a, 'offsets.bin');

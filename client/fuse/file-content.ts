@@ -1,0 +1,181 @@
+/**
+ * The content side of the mount's open files: reading an fh's pinned version
+ * (inline bytes, or blocks through the block cache with one block of
+ * read-ahead) under its unflushed writes, buffering writes (full blocks
+ * stream to the servers as they fill), and committing the buffer as a new
+ * version — the inline form, or the block form with the changed blocks
+ * uploaded first. Owns OpenFile's content fields; the paths, the fh table
+ * and what the kernel sees are meta-backend.ts's. Must never report a commit
+ * done before the servers acknowledged it.
+ */
+import { BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES, MetaClient, MetaError } from '../sdk';
+import type { Policy } from '../sdk';
+import { BlockCache } from './block-cache';
+import { fsError } from './filesystem';
+import { WriteBuffer } from './write-buffer';
+
+/** Unsealed written bytes one open file holds before it commits on its own (a version mid-write). */
+const MAX_DIRTY_BYTES_PER_FH = 64 * 1024 * 1024;
+/** An uploaded block committed later than this after its upload is pinned again first (the servers' pin lasts 10 min). */
+const REPIN_AFTER_MS = 5 * 60 * 1000;
+/** Uploads of one commit in flight at once. */
+const UPLOAD_PARALLELISM = 4;
+
+export interface OpenFile {
+  handle: number;
+  serverFh: number;
+  /** The version reads see and the next commit is based on. */
+  version: number;
+  baseSizeBytes: number;
+  /** The base version's content: its block ids, or its inline bytes; fetched on first need. */
+  base?: Promise<{ blocks?: string[]; inline?: Uint8Array }>;
+  flags: { read: boolean; write: boolean; append: boolean };
+  buffer?: WriteBuffer;
+  /** When each sealed block was uploaded, to pin it again before a late commit. */
+  sealedAtMs: Map<string, number>;
+  /** The last commit failed: flush/fsync/close report it once. */
+  failure?: unknown;
+  /** An fh on a version under /.versions: read-only, no fh on the servers. */
+  versionView?: boolean;
+}
+
+export class FileContent {
+  constructor(private readonly sdk: MetaClient, private readonly blockCache: BlockCache, private readonly policy: Policy) {}
+
+  bufferOf(file: OpenFile): WriteBuffer {
+    file.buffer ??= new WriteBuffer(file.baseSizeBytes, BLOCK_SIZE_BYTES, MAX_DIRTY_BYTES_PER_FH);
+    return file.buffer;
+  }
+
+  /** The base version's content description (as the mount's trusted root: the fh already passed its permission check at open). */
+  private baseOf(file: OpenFile): Promise<{ blocks?: string[]; inline?: Uint8Array }> {
+    file.base ??= this.sdk.versionInfo(file.handle, file.version).then(({ info, inlineContent }) =>
+      info.blocks.length > 0 || info.sizeBytes > INLINE_LIMIT_BYTES ? { blocks: info.blocks } : { inline: inlineContent });
+    return file.base;
+  }
+
+  /** Bytes of the fh's base version (shorter at its end). */
+  private readBase(file: OpenFile): (offset: number, length: number) => Promise<Uint8Array> {
+    return async (offset, length) => {
+      const end = Math.min(file.baseSizeBytes, offset + length);
+      if (offset >= end) return new Uint8Array();
+      const base = await this.baseOf(file);
+      if (!base.blocks) return (base.inline ?? new Uint8Array()).subarray(offset, end);
+      const out = new Uint8Array(end - offset);
+      const b = BLOCK_SIZE_BYTES;
+      const last = Math.floor((end - 1) / b);
+      for (let index = Math.floor(offset / b); index <= last; index++) {
+        const id = base.blocks[index];
+        if (id === undefined) throw fsError('EIO', `version ${file.version} of handle ${file.handle} lists no block ${index}`);
+        if (id === '') continue; // a hole: zeros
+        const bytes = await this.blockCache.get(id);
+        const from = Math.max(offset, index * b);
+        const to = Math.min(end, index * b + bytes.byteLength);
+        out.set(bytes.subarray(from - index * b, to - index * b), from - offset);
+      }
+      // Sequential readers want the next block next.
+      const ahead = base.blocks[last + 1];
+      if (ahead) this.blockCache.prefetch(ahead);
+      return out;
+    };
+  }
+
+  private readonly readSealed = (id: string): Promise<Uint8Array> => this.blockCache.get(id);
+
+  /** Bytes [position, position + length) as the fh sees them (its own writes included). */
+  async read(file: OpenFile, position: number, length: number): Promise<Uint8Array> {
+    if (file.buffer?.dirty) return file.buffer.read(position, length, this.readBase(file), this.readSealed);
+    return this.readBase(file)(position, Math.max(0, Math.min(length, file.baseSizeBytes - position)));
+  }
+
+  /** Buffers a write; full blocks go to the servers now; a buffer at its limit is committed first. */
+  async write(file: OpenFile, data: Uint8Array, positionBytes: number): Promise<void> {
+    if (!file.flags.write) throw fsError('EBADF', 'not open for writing');
+    const buffer = this.bufferOf(file);
+    const position = file.flags.append ? buffer.size : positionBytes;
+    const end = position + data.length;
+    for (const sealed of buffer.sealedIn(position, end)) buffer.reloadSealed(sealed.index, await this.blockCache.get(sealed.id));
+    if (!buffer.fits(position, data.length)) {
+      // Too much unsealed data (scattered small writes): commit what there is as a version now, then write into a fresh buffer.
+      await this.commit(file, false);
+      await this.write(file, data, positionBytes);
+      return;
+    }
+    const full = buffer.write(position, Uint8Array.from(data));
+    // A block the writes filled streams to the servers now, freeing its memory.
+    for (const index of full) {
+      const bytes = buffer.fullBlock(index);
+      const id = await this.sdk.putBlock(bytes);
+      this.blockCache.put(id, Uint8Array.from(bytes));
+      buffer.seal(index, id);
+      file.sealedAtMs.set(id, Date.now());
+    }
+  }
+
+  truncate(file: OpenFile, sizeBytes: number): void {
+    const buffer = this.bufferOf(file);
+    if (buffer.sealedIn(sizeBytes, sizeBytes + 1).length > 0) throw fsError('EIO', 'truncating inside a block already uploaded: commit first');
+    buffer.truncate(sizeBytes);
+  }
+
+  /**
+   * One commit of the fh's buffer: the inline form, or the block form with
+   * the changed blocks uploaded first. Afterwards the fh is based on the new
+   * version and the buffer is empty. EBUSY under policy reject: the content
+   * is kept as a conflict copy on the servers and the buffer is dropped.
+   */
+  async commit(file: OpenFile, release: boolean): Promise<void> {
+    const buffer = file.buffer;
+    if (!buffer) return;
+    const base = await this.baseOf(file);
+    const plan = await buffer.plan(INLINE_LIMIT_BYTES, { blocks: base.blocks }, this.readBase(file), this.readSealed);
+    try {
+      let outcome;
+      if (plan.kind === 'inline') {
+        outcome = await this.sdk.commit(file.serverFh, file.version, { kind: 'inline', written: plan.written, newSize: plan.newSize }, { policy: this.policy, release });
+      } else {
+        const ids = await this.uploadPlan(file, plan.blocks);
+        outcome = await this.sdk.commit(file.serverFh, file.version, { kind: 'blocks', blocks: ids, writtenExtents: plan.writtenExtents, newSize: plan.newSize }, { policy: this.policy, release });
+      }
+      // The new version may differ from what this fh sent (the servers may have rebased it): its content is fetched when needed.
+      file.version = outcome.version;
+      file.baseSizeBytes = outcome.sizeBytes;
+      file.base = undefined;
+    } catch (error) {
+      if (error instanceof MetaError && error.code === 'EBUSY') {
+        // Rejected: the servers kept this content as a conflict copy; the fh stays on its base.
+        file.buffer = undefined;
+        file.sealedAtMs.clear();
+      }
+      throw error;
+    }
+    file.buffer = undefined;
+    file.sealedAtMs.clear();
+  }
+
+  private async uploadPlan(file: OpenFile, blocks: Array<{ id: string } | { upload: Uint8Array }>): Promise<string[]> {
+    const ids: string[] = new Array<string>(blocks.length);
+    const nowMs = Date.now();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      // Bounded: each turn takes the next block index.
+      for (let i = next++; i < blocks.length; i = next++) {
+        const block = blocks[i];
+        if ('id' in block) {
+          const sealedAt = file.sealedAtMs.get(block.id);
+          if (sealedAt !== undefined && nowMs - sealedAt > REPIN_AFTER_MS && !(await this.sdk.pinBlock(block.id))) {
+            throw fsError('EIO', `uploaded block ${block.id} was collected before its commit`);
+          }
+          ids[i] = block.id;
+        } else if (block.upload.every((byte) => byte === 0)) {
+          ids[i] = '';
+        } else {
+          ids[i] = await this.sdk.putBlock(block.upload);
+          this.blockCache.put(ids[i], block.upload);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(UPLOAD_PARALLELISM, blocks.length) }, worker));
+    return ids;
+  }
+}
