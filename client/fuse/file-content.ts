@@ -20,6 +20,8 @@ const MAX_DIRTY_BYTES_PER_FH = 64 * 1024 * 1024;
 const REPIN_AFTER_MS = 5 * 60 * 1000;
 /** Uploads of one commit in flight at once. */
 const UPLOAD_PARALLELISM = 4;
+/** Full blocks of one fh streaming to the servers at once while the application keeps writing. */
+const STREAMING_UPLOADS_PER_FH = 8;
 
 export interface OpenFile {
   handle: number;
@@ -37,6 +39,8 @@ export interface OpenFile {
   failure?: unknown;
   /** An fh on a version under /.versions: read-only, no fh on the servers. */
   versionView?: boolean;
+  /** Full blocks uploading in the background (block index → the upload); a block is sealed when its upload ends. */
+  uploading?: Map<number, Promise<void>>;
 }
 
 export class FileContent {
@@ -88,33 +92,62 @@ export class FileContent {
     return this.readBase(file)(position, Math.max(0, Math.min(length, file.baseSizeBytes - position)));
   }
 
-  /** Buffers a write; full blocks go to the servers now; a buffer at its limit is committed first. */
+  /**
+   * Makes blocks [fromBlock, toBlock] changeable again: waits for their
+   * uploads, and gives sealed ones their bytes back (from the block cache).
+   */
+  private async unsealRange(file: OpenFile, buffer: WriteBuffer, from: number, end: number): Promise<void> {
+    const b = BLOCK_SIZE_BYTES;
+    for (let index = Math.floor(from / b); index * b < end; index++) await file.uploading?.get(index);
+    for (const sealed of buffer.sealedIn(from, end)) buffer.reloadSealed(sealed.index, await this.blockCache.get(sealed.id));
+  }
+
+  /** Every background upload of the fh has ended (a failed one left its block unsealed: the commit uploads it). */
+  private async uploadsDone(file: OpenFile): Promise<void> {
+    // Bounded: each turn awaits the uploads present at its start; new ones start only from write().
+    while (file.uploading && file.uploading.size > 0) await Promise.all([...file.uploading.values()]);
+  }
+
+  /** Buffers a write; full blocks stream to the servers in the background; a buffer at its limit is committed first. */
   async write(file: OpenFile, data: Uint8Array, positionBytes: number): Promise<void> {
     if (!file.flags.write) throw fsError('EBADF', 'not open for writing');
     const buffer = this.bufferOf(file);
     const position = file.flags.append ? buffer.size : positionBytes;
-    const end = position + data.length;
-    for (const sealed of buffer.sealedIn(position, end)) buffer.reloadSealed(sealed.index, await this.blockCache.get(sealed.id));
+    await this.unsealRange(file, buffer, position, position + data.length);
     if (!buffer.fits(position, data.length)) {
-      // Too much unsealed data (scattered small writes): commit what there is as a version now, then write into a fresh buffer.
-      await this.commit(file, false);
+      // Too much unsealed data (scattered small writes, or uploads behind): wait for the uploads, else commit a version now.
+      await this.uploadsDone(file);
+      if (!buffer.fits(position, data.length)) await this.commit(file, false);
       await this.write(file, data, positionBytes);
       return;
     }
     const full = buffer.write(position, Uint8Array.from(data));
-    // A block the writes filled streams to the servers now, freeing its memory.
-    for (const index of full) {
-      const bytes = buffer.fullBlock(index);
-      const id = await this.sdk.putBlock(bytes);
-      this.blockCache.put(id, Uint8Array.from(bytes));
-      buffer.seal(index, id);
-      file.sealedAtMs.set(id, Date.now());
-    }
+    for (const index of full) this.upload(file, buffer, index);
+    // Bounded: the application waits while STREAMING_UPLOADS_PER_FH blocks are on their way.
+    while ((file.uploading?.size ?? 0) >= STREAMING_UPLOADS_PER_FH) await Promise.race(file.uploading!.values());
   }
 
-  truncate(file: OpenFile, sizeBytes: number): void {
+  /** Starts uploading a full block; once the servers hold it, it is sealed (its memory freed). */
+  private upload(file: OpenFile, buffer: WriteBuffer, index: number): void {
+    const bytes = Uint8Array.from(buffer.fullBlock(index));
+    file.uploading ??= new Map();
+    const upload = this.sdk.putBlock(bytes).then((id) => {
+      // The block is unchanged since: writes into an uploading block wait for its upload (unsealRange).
+      this.blockCache.put(id, bytes);
+      // A truncation may have dropped or cut the block meanwhile: then there is nothing to seal.
+      if (file.buffer === buffer && buffer.canSeal(index)) {
+        buffer.seal(index, id);
+        file.sealedAtMs.set(id, Date.now());
+      }
+    }, () => {
+      // Left unsealed: the commit uploads it again and reports a failure then.
+    }).finally(() => file.uploading?.delete(index));
+    file.uploading.set(index, upload);
+  }
+
+  async truncate(file: OpenFile, sizeBytes: number): Promise<void> {
     const buffer = this.bufferOf(file);
-    if (buffer.sealedIn(sizeBytes, sizeBytes + 1).length > 0) throw fsError('EIO', 'truncating inside a block already uploaded: commit first');
+    await this.unsealRange(file, buffer, sizeBytes, sizeBytes + 1);
     buffer.truncate(sizeBytes);
   }
 
@@ -125,6 +158,7 @@ export class FileContent {
    * is kept as a conflict copy on the servers and the buffer is dropped.
    */
   async commit(file: OpenFile, release: boolean): Promise<void> {
+    await this.uploadsDone(file);
     const buffer = file.buffer;
     if (!buffer) return;
     const base = await this.baseOf(file);

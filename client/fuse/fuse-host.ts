@@ -30,7 +30,10 @@ export interface FuseHostOptions {
 }
 
 export const DEFAULT_HOST_OPTIONS: Omit<FuseHostOptions, 'log'> = {
-  attrTimeoutS: 1, entryTimeoutS: 1, negativeTimeoutS: 1, allowOther: false, readOnly: false,
+  // Close-to-open across mounts: the kernel neither refreshes a cached size on open nor forgets a
+  // cached "no such name" when another mount creates it, so attributes and negative entries are not
+  // cached by default (entries are: an open resolves its path afresh in the backend).
+  attrTimeoutS: 0, entryTimeoutS: 1, negativeTimeoutS: 0, allowOther: false, readOnly: false,
   opTimeoutMs: 60_000, maxOpenFiles: 65_536, fsName: 'handlefs',
 };
 

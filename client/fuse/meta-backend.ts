@@ -22,6 +22,8 @@ import { VersionsView, isVersionsPath } from './versions-view';
 import { FileContent, OpenFile } from './file-content';
 
 const O_ACCMODE = 3;
+/** The mount acting for the kernel (a change the kernel made on a writer's behalf). */
+const ROOT_CALLER: Caller = { uid: 0, gid: 0, groups: [] };
 /** Entry cache: path → handle, this long (the kernel caches entries for entry_timeout as well). */
 const DEFAULT_ENTRY_CACHE_MS = 1_000;
 const MAX_CACHED_ENTRIES = 100_000;
@@ -38,6 +40,10 @@ export interface MetaBackendOptions {
 }
 
 const DEFAULT_BLOCK_CACHE_BYTES = 256 * 1024 * 1024;
+
+function entryKey(ctx: CallerContext, path: string): string {
+  return `${ctx.uid}:${ctx.gid}${path}`;
+}
 
 function callerOf(ctx: CallerContext): Caller {
   return { uid: ctx.uid, gid: ctx.gid, groups: [] };
@@ -113,26 +119,30 @@ export class MetaBackend implements FileSystemBackend<number> {
     let walked = '';
     for (const [i, part] of parts.entries()) {
       walked += '/' + part;
-      const cached = this.entries.get(walked);
+      const cached = this.entries.get(entryKey(ctx, walked));
       const last = i === parts.length - 1;
       if (cached && cached.untilMs > Date.now() && !(fresh && last)) {
         handle = cached.handle;
         continue;
       }
       handle = (await this.sdk.lookup(handle, part, callerOf(ctx))).handle;
-      this.remember(walked, handle);
+      this.remember(ctx, walked, handle);
     }
     return handle;
   }
 
-  private remember(path: string, handle: number): void {
+  /** What `ctx` looked up (entries are per caller: the servers checked that caller's search permission on the way). */
+  private remember(ctx: CallerContext, path: string, handle: number): void {
     if (this.entries.size >= MAX_CACHED_ENTRIES) this.entries.clear();
-    this.entries.set(path, { handle, untilMs: Date.now() + this.entryCacheMs });
+    this.entries.set(entryKey(ctx, path), { handle, untilMs: Date.now() + this.entryCacheMs });
   }
 
-  /** Forgets a path and everything below it (after this mount renamed or removed it). */
+  /** Forgets a path and everything below it, for every caller (after this mount renamed or removed it). */
   private forget(path: string): void {
-    for (const key of this.entries.keys()) if (key === path || key.startsWith(path + '/')) this.entries.delete(key);
+    for (const key of this.entries.keys()) {
+      const keyPath = key.slice(key.indexOf('/'));
+      if (keyPath === path || keyPath.startsWith(path + '/')) this.entries.delete(key);
+    }
   }
 
   /**
@@ -147,7 +157,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       if (!(error instanceof MetaError) || error.code !== 'ESTALE') throw error;
       for (const path of paths) {
         const parts = split(path);
-        for (let i = 1; i <= parts.length; i++) this.entries.delete('/' + parts.slice(0, i).join('/'));
+        for (let i = 1; i <= parts.length; i++) this.forget('/' + parts.slice(0, i).join('/'));
       }
       return run();
     }
@@ -234,7 +244,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       const names: string[] = [];
       for await (const entry of this.sdk.readdir(handle, callerOf(ctx))) {
         names.push(entry.name);
-        this.remember(path === '/' ? `/${entry.name}` : `${path}/${entry.name}`, entry.handle);
+        this.remember(ctx, path === '/' ? `/${entry.name}` : `${path}/${entry.name}`, entry.handle);
       }
       return names;
     });
@@ -257,7 +267,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       const handle = await this.handleOf(ctx, path, true);
       const opened = await this.sdk.open(handle, openFlags, callerOf(ctx));
       const fh = this.track(handle, opened, openFlags);
-      if ((flags & C.O_TRUNC) !== 0 && openFlags.write) this.content.truncate(this.file(fh), 0);
+      if ((flags & C.O_TRUNC) !== 0 && openFlags.write) await this.content.truncate(this.file(fh), 0);
       return fh;
     });
   }
@@ -269,9 +279,9 @@ export class MetaBackend implements FileSystemBackend<number> {
       const openFlags = openFlagsOf(flags);
       const created = await this.sdk.create(parent, name, mode & 0o7777, { exclusive: (flags & C.O_EXCL) !== 0, open: openFlags, umask: ctx.umask }, callerOf(ctx));
       if (!created.opened) throw fsError('EIO', `create of ${path} answered no fh`);
-      this.remember(path, created.attr.handle);
+      this.remember(ctx, path, created.attr.handle);
       const fh = this.track(created.attr.handle, created.opened, openFlags);
-      if (!created.created && (flags & C.O_TRUNC) !== 0 && openFlags.write) this.content.truncate(this.file(fh), 0);
+      if (!created.created && (flags & C.O_TRUNC) !== 0 && openFlags.write) await this.content.truncate(this.file(fh), 0);
       return fh;
     });
   }
@@ -337,7 +347,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       // An fh of this mount writing the file takes the truncation into its own next commit.
       const writer = [...this.files.values()].find((file) => file.handle === handle && file.buffer?.dirty);
       if (writer) {
-        this.content.truncate(writer, sizeBytes);
+        await this.content.truncate(writer, sizeBytes);
         return;
       }
       await this.sdk.setattr(handle, { sizeBytes }, callerOf(ctx));
@@ -347,7 +357,7 @@ export class MetaBackend implements FileSystemBackend<number> {
   async ftruncate(_ctx: CallerContext, _path: string, fh: number, sizeBytes: number): Promise<void> {
     const file = this.file(fh);
     if (!file.flags.write) throw fsError('EBADF', 'not open for writing');
-    this.content.truncate(file, sizeBytes);
+    await this.content.truncate(file, sizeBytes);
   }
 
   // ---- namespace -----------------------------------------------------------------
@@ -356,7 +366,7 @@ export class MetaBackend implements FileSystemBackend<number> {
     return this.uncached([path], async () => {
       this.guardChange(path);
       const { parent, name } = await this.parentOf(ctx, path);
-      this.remember(path, (await this.sdk.mkdir(parent, name, mode & 0o7777, callerOf(ctx), ctx.umask)).handle);
+      this.remember(ctx, path, (await this.sdk.mkdir(parent, name, mode & 0o7777, callerOf(ctx), ctx.umask)).handle);
     });
   }
 
@@ -424,7 +434,15 @@ export class MetaBackend implements FileSystemBackend<number> {
   async chmod(ctx: CallerContext, path: string, mode: number): Promise<void> {
     return this.uncached([path], async () => {
       this.guardChange(path);
-      await this.sdk.setattr(await this.handleOf(ctx, path), { mode: mode & 0o7777 }, callerOf(ctx));
+      const handle = await this.handleOf(ctx, path);
+      const wanted = mode & 0o7777;
+      const attr = await this.sdk.getattr(handle);
+      // The kernel clears setuid/setgid itself when someone else writes the file, as a mode change from the writer:
+      // that change (only those bits dropped) is write(2)'s, not chmod(2)'s, so it is not the owner's alone.
+      const writeBit = ctx.gid === attr.gid ? 0o020 : 0o002;
+      const mayWrite = (attr.mode & writeBit) !== 0;
+      const killpriv = ctx.uid !== attr.uid && mayWrite && (attr.mode & 0o6000) !== 0 && wanted === (attr.mode & ~0o6000 & 0o7777);
+      await this.sdk.setattr(handle, { mode: wanted }, killpriv ? ROOT_CALLER : callerOf(ctx));
     });
   }
 

@@ -146,6 +146,12 @@ export class WriteBuffer {
     return block.bytes;
   }
 
+  /** Whether block `index` is still completely written and unsealed (an upload of it may seal it). */
+  canSeal(index: number): boolean {
+    const block = this.blocks.get(index);
+    return block?.bytes !== undefined && block.ranges.length === 1 && block.ranges[0].offset === 0 && block.ranges[0].length === this.blockSizeBytes;
+  }
+
   /** Block `index` (completely written) is uploaded as `id`: its bytes are released. */
   seal(index: number, id: string): void {
     const block = this.blocks.get(index);

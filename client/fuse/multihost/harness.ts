@@ -285,8 +285,15 @@ export class MultiHostRig {
       const report = await hostsDown({ prefix: this.options.prefix, bridge: this.options.bridge });
       if (report.busy.length > 0) throw new Error(`hosts still busy after hostsDown: ${JSON.stringify(report.busy)}`);
     });
-    for (const dir of this.mountDirs) if (await isMounted(dir)) failures.push(new Error(`${dir} is still mounted`));
-    await step(() => fsp.rm(this.baseDir, { recursive: true, force: true }));
+    let stillMounted = false;
+    for (const dir of this.mountDirs) {
+      if (await isMounted(dir)) {
+        stillMounted = true;
+        failures.push(new Error(`${dir} is still mounted`));
+      }
+    }
+    // Never a recursive rm through a live mount: it would delete the cluster's files, or hang.
+    if (!stillMounted) await step(() => fsp.rm(this.baseDir, { recursive: true, force: true }));
     if (failures.length > 0) throw failures[0];
   }
 }

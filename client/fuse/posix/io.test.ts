@@ -93,21 +93,11 @@ describe('open flags on a handlefs mount', () => {
     await writer.close();
     expect(await fsp.readFile(file, 'utf8')).toBe('');
   });
-});
 
-describe('close-to-open between two mounts', () => {
-  // BUG: when mount b stat()ed the file (path getattr) less than attr_timeout (1 s) before, a rewrite
-  // closed on mount a is read on b with b's OLD size: open on b does not refresh the kernel's cached
-  // attributes, the fstat after open answers the cached size and read stops there ("third content, even
-  // longe" for 32 bytes). Without the earlier stat it works (cluster-mount.integration.test.ts).
-  // (client/fuse/fuse-host.ts buildFuseOptionString attr_timeout / DEFAULT_HOST_OPTIONS.attrTimeoutS:
-  // libfuse 2.9 cannot invalidate on open, so attributes of regular files must not be cached, or open must
-  // answer fresh attributes)
-  it.failing('reads the full new content on b after close on a, even when b stat()ed the file just before', async () => {
-    await fsp.writeFile(path.join(m.a, 'c2o-stat.txt'), 'short');
-    expect((await fsp.stat(path.join(m.b, 'c2o-stat.txt'))).size).toBe(5);
-    await fsp.writeFile(path.join(m.a, 'c2o-stat.txt'), 'a much longer second version');
-    expect(await fsp.readFile(path.join(m.b, 'c2o-stat.txt'), 'utf8')).toBe('a much longer second version');
+  it('refuses to open a directory for writing with EISDIR', async () => {
+    await fsp.mkdir(path.join(m.a, 'not-writable-dir'));
+    await expectErrno(fsp.open(path.join(m.a, 'not-writable-dir'), 'r+'), 'EISDIR');
+    await expectErrno(fsp.open(path.join(m.a, 'not-writable-dir'), C.O_WRONLY), 'EISDIR');
   });
 });
 
@@ -195,11 +185,7 @@ describe('truncate up and down', () => {
     expect(await fsp.readFile(path.join(m.b, 'ftruncate.txt'))).toEqual(buf);
   });
 
-  // BUG: ftruncate to an offset inside a 1 MiB block this fh already filled and uploaded answers EIO
-  // ("truncating inside a block already uploaded: commit first") instead of truncating
-  // (client/fuse/meta-backend.ts truncateBuffer(); same path for truncate(2) by path while an fh of this
-  // mount has dirty data)
-  it.failing('ftruncates a large file inside a block it has just written and uploaded', async () => {
+  it('ftruncates a large file inside a block it has just written and uploaded', async () => {
     const file = path.join(m.a, 'ftruncate-large.bin');
     const content = Buffer.from(patternBytes(3 * MiB, 11));
     const h = await fsp.open(file, 'w+');
@@ -256,6 +242,24 @@ describe('an unlinked open file', () => {
     await h.close();
     expect((await fsp.readdir(m.a)).filter((n) => n.startsWith('.fuse_hidden'))).toEqual([]);
     await expectErrno(fsp.stat(path.join(m.b, 'doomed.txt')), 'ENOENT');
+  });
+
+  // BUG: fchmod, fchown, futimens and fsetxattr through the descriptor of an unlinked open file answer
+  // ENOENT (fstat works). libfuse renames such a file to .fuse_hidden*; the host answers only
+  // getattr/truncate on that name through the open fh (client/fuse/fuse-host.ts hidden-name translation,
+  // README workaround 7 "Gap"; chmod/chown/utimens/setxattr need the same fh route, e.g. backend calls by handle)
+  it.failing('accepts fchmod, fchown, futimens and fsetxattr on an unlinked open file', async () => {
+    const res = await py([
+      `p = ${q(path.join(m.a, 'doomed-attrs'))}`,
+      `fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)`,
+      `os.write(fd, b'abc')`,
+      `os.unlink(p)`,
+      `out([E(os.fchmod, fd, 0o600), E(os.fchown, fd, 1234, 1234), E(os.utime, fd, (1, 2)), E(os.setxattr, fd, 'user.x', b'1')])`,
+      `st = os.fstat(fd)`,
+      `out([stat.S_IMODE(st.st_mode), st.st_uid, st.st_mtime, st.st_size])`,
+      `os.close(fd)`,
+    ].join('\n'));
+    expect(res).toEqual([['OK', 'OK', 'OK', 'OK'], [0o600, 1234, 2, 3]]);
   });
 });
 
