@@ -26,6 +26,8 @@ const O_ACCMODE = 3;
 const ROOT_CALLER: Caller = { uid: 0, gid: 0, groups: [] };
 /** Entry cache: path → handle, this long (the kernel caches entries for entry_timeout as well). */
 const DEFAULT_ENTRY_CACHE_MS = 1_000;
+/** Attributes this long, in the mount (not the kernel): stat of a file another mount changed is at most this old; open is always fresh. */
+const ATTR_CACHE_MS = 1_000;
 const MAX_CACHED_ENTRIES = 100_000;
 const MAX_OPEN_FILES = 100_000;
 const NAME_MAX_BYTES = 255;
@@ -94,6 +96,7 @@ export class MetaBackend implements FileSystemBackend<number> {
   private readonly entryCacheMs: number;
   private readonly content: FileContent;
   private readonly versions: VersionsView;
+  private readonly attrCache = new Map<number, { attr: Attr; untilMs: number }>();
   private readonly log: (line: string) => void;
 
   constructor(private readonly sdk: MetaClient, private readonly options: MetaBackendOptions = {}) {
@@ -195,8 +198,33 @@ export class MetaBackend implements FileSystemBackend<number> {
   }
 
   /** The server's attributes, with the size of a write this mount has not committed yet (read-your-writes for stat). */
+  /**
+   * A handle's attributes, cached for ATTR_CACHE_MS (the kernel caches none:
+   * see fuse-host.ts). An open stores the attributes it read, so what a
+   * reader sees after open is never older than the open (close-to-open);
+   * anything this mount changes drops the cache.
+   */
+  private async attrOf(handle: number): Promise<Attr> {
+    const cached = this.attrCache.get(handle);
+    if (cached && cached.untilMs > Date.now()) return cached.attr;
+    const attr = await this.sdk.getattr(handle);
+    this.storeAttr(attr);
+    return attr;
+  }
+
+  private storeAttr(attr: Attr | null | undefined): void {
+    if (!attr) return;
+    if (this.attrCache.size >= MAX_CACHED_ENTRIES) this.attrCache.clear();
+    this.attrCache.set(attr.handle, { attr, untilMs: Date.now() + ATTR_CACHE_MS });
+  }
+
+  /** This mount changed something: cached attributes (sizes, link counts, times of parents) may all be stale. */
+  private attrsChanged(): void {
+    this.attrCache.clear();
+  }
+
   private async statOfHandle(handle: number): Promise<FileStat> {
-    const stat = statOf(await this.sdk.getattr(handle));
+    const stat = statOf(await this.attrOf(handle));
     for (const file of this.files.values()) {
       if (file.handle === handle && file.buffer?.dirty) {
         stat.sizeBytes = file.buffer.size;
@@ -213,7 +241,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       return;
     }
     return this.uncached([path], async () => {
-      const attr = await this.sdk.getattr(await this.handleOf(ctx, path));
+      const attr = await this.attrOf(await this.handleOf(ctx, path));
       if (mode === C.F_OK) return;
       if (ctx.uid === 0) {
         // root may do anything but execute a file nobody may execute.
@@ -266,6 +294,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       if (openFlags.write) this.guardWritable();
       const handle = await this.handleOf(ctx, path, true);
       const opened = await this.sdk.open(handle, openFlags, callerOf(ctx));
+      this.storeAttr(opened.attr);
       const fh = this.track(handle, opened, openFlags);
       if ((flags & C.O_TRUNC) !== 0 && openFlags.write) await this.content.truncate(this.file(fh), 0);
       return fh;
@@ -278,6 +307,8 @@ export class MetaBackend implements FileSystemBackend<number> {
       const { parent, name } = await this.parentOf(ctx, path);
       const openFlags = openFlagsOf(flags);
       const created = await this.sdk.create(parent, name, mode & 0o7777, { exclusive: (flags & C.O_EXCL) !== 0, open: openFlags, umask: ctx.umask }, callerOf(ctx));
+      this.attrsChanged();
+      this.storeAttr(created.attr);
       if (!created.opened) throw fsError('EIO', `create of ${path} answered no fh`);
       this.remember(ctx, path, created.attr.handle);
       const fh = this.track(created.attr.handle, created.opened, openFlags);
@@ -320,8 +351,12 @@ export class MetaBackend implements FileSystemBackend<number> {
     this.files.delete(fh);
     if (file.versionView) return;
     try {
-      if (file.buffer?.dirty) await this.content.commit(file, true);
-      else await this.sdk.release(file.serverFh);
+      if (file.buffer?.dirty) {
+        await this.content.commit(file, true);
+        this.attrsChanged();
+      } else {
+        await this.sdk.release(file.serverFh);
+      }
     } catch (error) {
       // close(2) already returned (flush reported what it could); the fh goes with the session at the latest.
       this.log(`release of fh ${file.serverFh} (handle ${file.handle}) failed: ${(error as Error).message}`);
@@ -337,7 +372,11 @@ export class MetaBackend implements FileSystemBackend<number> {
       throw failure;
     }
     if (!file.buffer?.dirty) return;
-    await this.content.commit(file, release);
+    try {
+      await this.content.commit(file, release);
+    } finally {
+      this.attrsChanged();
+    }
   }
 
   async truncate(ctx: CallerContext, path: string, sizeBytes: number): Promise<void> {
@@ -351,7 +390,7 @@ export class MetaBackend implements FileSystemBackend<number> {
         return;
       }
       await this.sdk.setattr(handle, { sizeBytes }, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async ftruncate(_ctx: CallerContext, _path: string, fh: number, sizeBytes: number): Promise<void> {
@@ -367,7 +406,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       this.guardChange(path);
       const { parent, name } = await this.parentOf(ctx, path);
       this.remember(ctx, path, (await this.sdk.mkdir(parent, name, mode & 0o7777, callerOf(ctx), ctx.umask)).handle);
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async rmdir(ctx: CallerContext, path: string): Promise<void> {
@@ -376,7 +415,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       const { parent, name } = await this.parentOf(ctx, path);
       this.forget(path);
       await this.sdk.rmdir(parent, name, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async unlink(ctx: CallerContext, path: string): Promise<void> {
@@ -385,7 +424,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       const { parent, name } = await this.parentOf(ctx, path);
       this.forget(path);
       await this.sdk.unlink(parent, name, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async rename(ctx: CallerContext, fromPath: string, toPath: string): Promise<void> {
@@ -396,7 +435,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       this.forget(fromPath);
       this.forget(toPath);
       await this.sdk.rename(from.parent, from.name, to.parent, to.name, {}, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async link(ctx: CallerContext, existingPath: string, newPath: string): Promise<void> {
@@ -405,7 +444,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       const handle = await this.handleOf(ctx, existingPath);
       const { parent, name } = await this.parentOf(ctx, newPath);
       await this.sdk.link(handle, parent, name, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async symlink(ctx: CallerContext, target: string, linkPath: string): Promise<void> {
@@ -413,7 +452,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       this.guardChange(linkPath);
       const { parent, name } = await this.parentOf(ctx, linkPath);
       await this.sdk.symlink(parent, name, target, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async readlink(ctx: CallerContext, path: string): Promise<string> {
@@ -428,7 +467,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       this.guardChange(path);
       const { parent, name } = await this.parentOf(ctx, path);
       await this.sdk.mknod(parent, name, fileTypeOf(mode), mode & 0o7777, rdev, callerOf(ctx), ctx.umask);
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async chmod(ctx: CallerContext, path: string, mode: number): Promise<void> {
@@ -443,7 +482,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       const mayWrite = (attr.mode & writeBit) !== 0;
       const killpriv = ctx.uid !== attr.uid && mayWrite && (attr.mode & 0o6000) !== 0 && wanted === (attr.mode & ~0o6000 & 0o7777);
       await this.sdk.setattr(handle, { mode: wanted }, killpriv ? ROOT_CALLER : callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async chown(ctx: CallerContext, path: string, uid: number, gid: number): Promise<void> {
@@ -453,7 +492,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       if (uid !== -1 && uid !== 0xffffffff) changes.uid = uid;
       if (gid !== -1 && gid !== 0xffffffff) changes.gid = gid;
       await this.sdk.setattr(await this.handleOf(ctx, path), changes, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async utimens(ctx: CallerContext, path: string, atimeMs: number | null, mtimeMs: number | null): Promise<void> {
@@ -463,7 +502,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       if (atimeMs !== null) changes.atime = Math.max(0, Math.floor(atimeMs));
       if (mtimeMs !== null) changes.mtime = Math.max(0, Math.floor(mtimeMs));
       await this.sdk.setattr(await this.handleOf(ctx, path), changes, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   // ---- extended attributes ---------------------------------------------------------
@@ -473,7 +512,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       this.guardChange(path);
       if (name.startsWith('user.handlefs.')) throw fsError('EPERM', `${name} is maintained by handlefs`);
       await this.sdk.setxattr(await this.handleOf(ctx, path), name, Buffer.from(value), flags, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   async getxattr(ctx: CallerContext, path: string, name: string): Promise<Buffer> {
@@ -506,7 +545,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       this.guardChange(path);
       if (name.startsWith('user.handlefs.')) throw fsError('EPERM', `${name} is maintained by handlefs`);
       await this.sdk.removexattr(await this.handleOf(ctx, path), name, callerOf(ctx));
-    });
+    }).finally(() => this.attrsChanged());
   }
 
   /** SIGTERM/SIGINT: commit what every open file holds, release the fhs, close the session. */
