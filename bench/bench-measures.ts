@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { ChildProcess } from 'node:child_process';
 import { ClassicLevel } from 'classic-level';
 
 export interface Ceiling { entriesPerSecond: number; batchesPerSecond: number; batchLatencyP50Ms: number }
@@ -83,4 +84,19 @@ export function percentile(sorted: Float64Array, p: number): number {
 
 export function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/** Waits for one message of `type` from every worker (or the first failure / exit / timeout). */
+export function collect<M extends { type: string }>(children: ChildProcess[], type: M['type'], timeoutMs: number): Promise<M[]> {
+  return Promise.all(children.map((child, index) => new Promise<M>((resolve, reject) => {
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`worker ${index} sent no ${type} within ${timeoutMs} ms`)); }, timeoutMs);
+    const onMessage = (message: M) => {
+      if (message.type === 'failed') { cleanup(); reject(new Error(`worker ${index} failed: ${(message as unknown as { error: string }).error}`)); } else if (message.type === type) { cleanup(); resolve(message); }
+    };
+    // 'close' (not 'exit'): it comes after the IPC channel drained, so a message sent just before exiting is not lost.
+    const onClose = (code: number | null) => { cleanup(); reject(new Error(`worker ${index} exited (code ${code}) before its ${type}`)); };
+    const cleanup = () => { clearTimeout(timer); child.off('message', onMessage); child.off('close', onClose); };
+    child.on('message', onMessage);
+    child.once('close', onClose);
+  })));
 }

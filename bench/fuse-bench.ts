@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster } from '../raft/node/process-cluster';
 import { forceUnmount, isMounted, RunningMount, startMount } from '../client/fuse/mount-control';
-import { cpuTicks, machineBusyTicks, round3, ticksToPercent } from './bench-measures';
+import { collect, cpuTicks, machineBusyTicks, round3, ticksToPercent } from './bench-measures';
 import { MetaPhase, ParentMessage, Phase, runWorker, WorkerConfig, WorkerMessage } from './fuse-bench-worker';
 
 interface BenchOptions {
@@ -110,19 +110,6 @@ function metaServerMainPath(): string {
   return candidate;
 }
 
-/** Waits for one message of `type` from every worker (or the first failure / exit / timeout). */
-function collect(children: ChildProcess[], type: WorkerMessage['type'], timeoutMs: number): Promise<WorkerMessage[]> {
-  return Promise.all(children.map((child, index) => new Promise<WorkerMessage>((resolve, reject) => {
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`worker ${index} sent no ${type} within ${timeoutMs} ms`)); }, timeoutMs);
-    const onMessage = (message: WorkerMessage) => {
-      if (message.type === 'failed') { cleanup(); reject(new Error(`worker ${index} failed: ${message.error}`)); } else if (message.type === type) { cleanup(); resolve(message); }
-    };
-    const onClose = (code: number | null) => { cleanup(); reject(new Error(`worker ${index} exited (code ${code}) before its ${type}`)); };
-    const cleanup = () => { clearTimeout(timer); child.off('message', onMessage); child.off('close', onClose); };
-    child.on('message', onMessage);
-    child.once('close', onClose);
-  })));
-}
 
 /** Asks the workers to leave, then SIGKILLs any still there (a worker stuck in a FUSE call dies once the mount is aborted). */
 async function stopWorkers(children: ChildProcess[]): Promise<void> {
@@ -154,7 +141,7 @@ async function runPhases(children: ChildProcess[], phases: Phase[], probe: CpuPr
     const workersBefore = children.reduce((sum, c) => sum + cpuTicks(c.pid), 0);
     const benchBefore = process.cpuUsage();
     const machineBefore = machineBusyTicks();
-    const answers = collect(children, 'done', PHASE_TIMEOUT_MS);
+    const answers = collect<WorkerMessage>(children, 'done', PHASE_TIMEOUT_MS);
     const startedAt = performance.now();
     for (const child of children) child.send({ type: 'run', phase } satisfies ParentMessage);
     const reports = await answers;
@@ -196,7 +183,7 @@ async function withWorkers(configs: WorkerConfig[], live: Set<ChildProcess>, bod
   const children = configs.map((config) => fork(__filename, ['--worker', JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   for (const child of children) live.add(child);
   try {
-    await collect(children, 'ready', WORKER_READY_TIMEOUT_MS);
+    await collect<WorkerMessage>(children, 'ready', WORKER_READY_TIMEOUT_MS);
     return await body(children);
   } finally {
     await stopWorkers(children);

@@ -22,7 +22,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster } from '../raft/node/process-cluster';
-import { cpuTicks, machineBusyTicks, measureLevelDbCeiling, percentile, round3, ticksToPercent } from './bench-measures';
+import { collect, cpuTicks, machineBusyTicks, measureLevelDbCeiling, percentile, round3, ticksToPercent } from './bench-measures';
 import { MetaClient } from '../client/sdk';
 import { runWorker, WorkerConfig, WorkerMessage, PhaseKind } from './meta-bench-worker';
 
@@ -118,20 +118,6 @@ function metaServerMainPath(): string {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Waits for one message of `type` from every worker (or the first failure / exit / timeout). */
-function collect(children: ChildProcess[], type: WorkerMessage['type'], timeoutMs: number): Promise<WorkerMessage[]> {
-  return Promise.all(children.map((child, index) => new Promise<WorkerMessage>((resolve, reject) => {
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`worker ${index} sent no ${type} within ${timeoutMs} ms`)); }, timeoutMs);
-    const onMessage = (message: WorkerMessage) => {
-      if (message.type === 'failed') { cleanup(); reject(new Error(`worker ${index} failed: ${message.error}`)); } else if (message.type === type) { cleanup(); resolve(message); }
-    };
-    // 'close' (not 'exit'): it comes after the IPC channel drained, so a message sent just before exiting is not lost.
-    const onClose = (code: number | null) => { cleanup(); reject(new Error(`worker ${index} exited (code ${code}) before its ${type}`)); };
-    const cleanup = () => { clearTimeout(timer); child.off('message', onMessage); child.off('close', onClose); };
-    child.on('message', onMessage);
-    child.once('close', onClose);
-  })));
-}
 
 async function runPhase(cluster: ProcessCluster, leaderId: string, kind: PhaseKind, concurrency: number, phaseIndex: number, options: BenchOptions): Promise<PhaseResult> {
   const workerCount = Math.min(options.workers, concurrency);
@@ -145,7 +131,7 @@ async function runPhase(cluster: ProcessCluster, leaderId: string, kind: PhaseKi
       };
       children.push(fork(__filename, ['--worker', JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     }
-    await collect(children, 'ready', WORKER_READY_TIMEOUT_MS);
+    await collect<WorkerMessage>(children, 'ready', WORKER_READY_TIMEOUT_MS);
     for (const child of children) child.send({ type: 'start' });
     await sleep(options.warmupSeconds * 1000);
 
@@ -161,7 +147,7 @@ async function runPhase(cluster: ProcessCluster, leaderId: string, kind: PhaseKi
     const workersCpuPercent = ticksToPercent(children.reduce((sum, c) => sum + cpuTicks(c.pid), 0) - workersBefore, elapsedSeconds);
     const benchCpu = process.cpuUsage(benchBefore);
     const machinePercent = ticksToPercent(machineBusyTicks() - machineBefore, elapsedSeconds);
-    const reportsPromise = collect(children, 'result', WORKER_REPORT_TIMEOUT_MS);
+    const reportsPromise = collect<WorkerMessage>(children, 'result', WORKER_REPORT_TIMEOUT_MS);
     for (const child of children) child.send({ type: 'stop' });
     const reports = await reportsPromise;
 
