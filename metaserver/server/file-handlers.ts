@@ -78,7 +78,7 @@ export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler
         const blocks = requireBlockIds('blocks', r.blocks, true, MAX_BLOCKS_PER_VERSION);
         const writtenExtents = requireExtents('written_extents', r.writtenExtents);
         const unheld = await unheldBlocks(ctx, blocks, call);
-        if (unheld) return { errno: Errno.ENOENT, message: `block ${unheld} is not held by a majority of the members: upload it (PutBlock) and commit again`, sessionError: '', ...NO_COMMIT };
+        if (unheld) return { errno: Errno.ENOENT, message: `block ${unheld} is not held by a majority of the members and none can copy it: upload it (PutBlock) and commit again`, sessionError: '', ...NO_COMMIT };
         body = { op: 'commitVersion' as const, fh, baseVersion, written: [], newSize, policy, release, blocks, writtenExtents };
       } else {
         const written = requireWritten(r.written);
@@ -184,14 +184,27 @@ export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler
   };
 }
 
-/** The first non-hole block of a commit that no majority is known to hold, or undefined. */
+/**
+ * The first non-hole block of a commit that no majority holds and that this
+ * leader cannot bring to a majority, or undefined. A block that lost holders
+ * (the leader that took the upload died, a member was wiped) but that some
+ * member still has is copied from it to a majority first: the writer may no
+ * longer have the bytes.
+ */
 async function unheldBlocks(ctx: ServiceContext, blocks: readonly string[], call: CallInfo): Promise<string | undefined> {
   const unique = [...new Set(blocks.filter((id) => id !== ''))];
   for (let i = 0; i < unique.length; i += MAX_HAS_BLOCKS_IDS) {
     const page = unique.slice(i, i + MAX_HAS_BLOCKS_IDS);
     const held = await ctx.blocks.replicator.majorityHolds(page, call.deadlineMs);
-    const missing = page.find((_, k) => !held[k]);
-    if (missing) return missing;
+    for (const [k, id] of page.entries()) {
+      if (held[k]) continue;
+      try {
+        // Pinned by its upload (or referenced), so no collection races this copy; peers may store it at once.
+        await ctx.blocks.replicator.replicate(id, await ctx.blocks.read(id, call.deadlineMs), 0, call.deadlineMs);
+      } catch {
+        return id;
+      }
+    }
   }
   return undefined;
 }

@@ -185,3 +185,17 @@ describe('retention and collection', () => {
     expect(await collect([id], 0)).toMatchObject({ ok: true, value: { collected: [id] } });
   });
 });
+
+describe('a block file cut to nothing', () => {
+  it('takes small inline commits again (an empty block list is empty content)', async () => {
+    const { handle, fh } = await newFile();
+    await pin([idOf('big')]);
+    expect((await s.run(blockCommit(fh.fh, 1, [idOf('big')], [[0, 5000]], 5000))).ok).toBe(true);
+    expect((await s.run({ op: 'setattr', handle, sizeBytes: 0 })).ok).toBe(true);
+    const reopened = await s.must<OpenResult>({ op: 'open', handle, read: true, write: true, append: false });
+    const small = await s.run({ op: 'commitVersion', fh: reopened.fh, baseVersion: reopened.version, written: [{ offset: 0, dataBase64: Buffer.from('tiny').toString('base64') }], newSize: 4, policy: 'lww' });
+    expect(small).toMatchObject({ ok: true, value: { kind: 'fast-forward', sizeBytes: 4 } });
+    const v = await h.machine.query.getVersion(ROOT, handle, (small as { value: { version: number } }).value.version);
+    expect(v.ok && Buffer.from(v.value.bytes).toString()).toBe('tiny');
+  });
+});

@@ -170,7 +170,7 @@ function fhSourceOf(cmd: Cmd<'commitVersion'>, base: VersionRecord): Result<{ so
     return ok({ source: { kind: 'blocks', blocks: cmd.blocks, sizeBytes: cmd.newSize }, written: extents.value });
   }
   if (cmd.newSize > INLINE_LIMIT_BYTES) return fail(Errno.EFBIG, `new size ${cmd.newSize} exceeds the inline limit of ${INLINE_LIMIT_BYTES} bytes; commit it as blocks`);
-  if (base.blocks) return fail(Errno.EINVAL, `base version ${base.version} is stored as blocks; commit as blocks`);
+  if (base.blocks && base.blocks.length > 0) return fail(Errno.EINVAL, `base version ${base.version} is stored as blocks; commit as blocks`);
   const written = writtenBytesOf(cmd);
   if (!written.ok) return written;
   const extents = validateExtents(extentsOfWrittenBytes(written.value));

@@ -60,7 +60,8 @@ export interface Agreement {
 export type BuiltContent = { kind: 'built'; content: StoredContent; assembledIds: string[] } | { kind: 'needs-assembly'; needed: AssemblyNeeded };
 
 export function sourceOf(content: StoredContent): ContentSource {
-  if (content.blocks) return { kind: 'blocks', blocks: content.blocks, sizeBytes: content.sizeBytes };
+  // An empty block list (a block file truncated to 0) is the same empty content as inline ''.
+  if (content.blocks && content.blocks.length > 0) return { kind: 'blocks', blocks: content.blocks, sizeBytes: content.sizeBytes };
   const bytes = Buffer.from(content.inlineBase64, 'base64');
   if (bytes.length !== content.sizeBytes) throw new Error(`metastate: stored content holds ${bytes.length} bytes, its record says ${content.sizeBytes}`);
   return { kind: 'inline', bytes };
