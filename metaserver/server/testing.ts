@@ -21,6 +21,8 @@ import * as p from '../../proto/meta-proto';
 export const ROOT_HANDLE = 1;
 export const ROOT_CALLER: p.Caller = { uid: 0, gid: 0, groups: [] };
 export const DEFAULT_CALL_DEADLINE_MS = 5_000;
+/** Starts of a test cluster tried when a port picked free was taken meanwhile. */
+const START_ATTEMPTS_MAX = 3;
 /** Every folder server-main is compiled from: a stale dist/ fails the test before it spawns anything. */
 export const META_SOURCE_FOLDERS = [
   'metaserver/server', 'metaserver/state', 'metaserver/rules', 'metaserver/blocks', 'proto', 'raft/core', 'raft/node', 'raft/storage', 'raft/transport',
@@ -79,6 +81,18 @@ export class MetaTestCluster {
   /** Spawns every member, waits for their ready lines and for a leader. Cleans up itself if that fails. */
   static async start(options: MetaClusterOptions = {}): Promise<MetaTestCluster> {
     assertDistIsFresh(META_SOURCE_FOLDERS);
+    // Ports are picked free and then bound by the members: on a busy machine another process can take one in
+    // between (EADDRINUSE). Such a start is retried with fresh ports, a bounded number of times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await MetaTestCluster.startOnce(options);
+      } catch (error) {
+        if (attempt >= START_ATTEMPTS_MAX || !/EADDRINUSE/.test((error as Error).message)) throw error;
+      }
+    }
+  }
+
+  private static async startOnce(options: MetaClusterOptions): Promise<MetaTestCluster> {
     const processes = await ProcessCluster.create({
       size: options.size ?? 3,
       entryScript: metaServerMainPath(),
