@@ -16,6 +16,9 @@
  */
 import { constants as osConstants } from 'os';
 
+/** A time utimens sets: ms since the epoch, the server's now, or null to leave it. */
+export type TimeArg = number | 'now' | null;
+
 export interface CallerContext {
   readonly uid: number;
   readonly gid: number;
@@ -94,8 +97,8 @@ export interface FileSystemBackend<Fh> {
   chmod(ctx: CallerContext, path: string, mode: number): Promise<void>;
   /** -1 means "leave unchanged" (chown(2) semantics). */
   chown(ctx: CallerContext, path: string, uid: number, gid: number): Promise<void>;
-  /** null = UTIME_OMIT (leave unchanged). UTIME_NOW arrives as the current time. */
-  utimens(ctx: CallerContext, path: string, atimeMs: number | null, mtimeMs: number | null): Promise<void>;
+  /** null = UTIME_OMIT (leave unchanged); 'now' = UTIME_NOW (utimensat lets anyone who may write set it). */
+  utimens(ctx: CallerContext, path: string, atimeMs: TimeArg, mtimeMs: TimeArg): Promise<void>;
 
   /** flags: XATTR_CREATE (1) / XATTR_REPLACE (2). */
   setxattr(ctx: CallerContext, path: string, name: string, value: Buffer, flags: number): Promise<void>;

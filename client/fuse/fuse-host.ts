@@ -9,10 +9,12 @@
 import * as path from 'path';
 import { constants as osConstants } from 'os';
 import { constants as fsConstants } from 'fs';
-import { CallerContext, FileStat, FileSystemBackend, StatFs, negativeErrnoOf } from './filesystem';
+import { CallerContext, FileStat, FileSystemBackend, StatFs, TimeArg, negativeErrnoOf } from './filesystem';
 import { LoadedFuseNative } from './fuse-loader';
 
 const TRACE_ERRNO_ANSWERS = process.env.HANDLEFS_FUSE_TRACE === '1';
+/** What the patched binding sends for UTIME_NOW (2^62, exact as a double; UTIME_OMIT is 2^64-1). */
+const UTIME_NOW_FROM_PATCH = 2 ** 62;
 
 export interface FuseHostOptions {
   /** Kernel attribute / entry / negative-lookup cache lifetimes, seconds (libfuse accepts fractions). */
@@ -217,8 +219,9 @@ export function createFuseHost<Fh>(loaded: LoadedFuseNative, mountpoint: string,
     return e;
   }
   const size64 = (lo: number, hi: number): number => lo + hi * TWO_POW_32;
-  const utime = (lo: number, hi: number): number | null => {
+  const utime = (lo: number, hi: number): TimeArg => {
     const ms = size64(lo, hi);
+    if (ms === UTIME_NOW_FROM_PATCH) return 'now';
     return ms >= Number.MAX_SAFE_INTEGER ? null : ms; // 2^64-1 from the patch = UTIME_OMIT
   };
   const noHidden = (p: string): void => {

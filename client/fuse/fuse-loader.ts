@@ -14,7 +14,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-export const PATCH_LEVEL_REQUIRED = 2;
+export const PATCH_LEVEL_REQUIRED = 3;
 
 export interface FuseNativePaths {
   /** node_modules/fuse-native */

@@ -5,7 +5,7 @@
  * (nlink, unlinked-but-open files, times, owners from the caller context).
  */
 import { constants as C } from 'fs';
-import { CallerContext, FileStat, FileSystemBackend, StatFs, fsError } from './filesystem';
+import { CallerContext, FileStat, FileSystemBackend, StatFs, TimeArg, fsError } from './filesystem';
 
 const O_ACCMODE = 3; // not in fs.constants typings
 const MAX_FILE_BYTES = 256 * 1024 * 1024;
@@ -251,7 +251,9 @@ export class MemoryBackend implements FileSystemBackend<number> {
     if (gid !== -1) n.gid = gid;
     n.ctimeMs = Date.now();
   }
-  async utimens(_ctx: CallerContext, path: string, atimeMs: number | null, mtimeMs: number | null): Promise<void> {
+  async utimens(_ctx: CallerContext, path: string, atimeArg: TimeArg, mtimeArg: TimeArg): Promise<void> {
+    const atimeMs = atimeArg === 'now' ? Date.now() : atimeArg;
+    const mtimeMs = mtimeArg === 'now' ? Date.now() : mtimeArg;
     const n = this.lookup(path);
     if (atimeMs !== null) n.atimeMs = atimeMs;
     if (mtimeMs !== null) n.mtimeMs = mtimeMs;

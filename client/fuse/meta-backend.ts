@@ -16,7 +16,7 @@
 import { constants as C } from 'fs';
 import { BLOCK_SIZE_BYTES, MetaClient, MetaError, ROOT_HANDLE } from '../sdk';
 import type { Attr, Caller, Policy } from '../sdk';
-import { CallerContext, FileStat, FileSystemBackend, StatFs, fsError } from './filesystem';
+import { CallerContext, FileStat, FileSystemBackend, StatFs, TimeArg, fsError } from './filesystem';
 import { BlockCache } from './block-cache';
 import { VersionsView, isVersionsPath } from './versions-view';
 import { FileContent, OpenFile } from './file-content';
@@ -495,12 +495,12 @@ export class MetaBackend implements FileSystemBackend<number> {
     }).finally(() => this.attrsChanged());
   }
 
-  async utimens(ctx: CallerContext, path: string, atimeMs: number | null, mtimeMs: number | null): Promise<void> {
+  async utimens(ctx: CallerContext, path: string, atimeMs: TimeArg, mtimeMs: TimeArg): Promise<void> {
     return this.uncached([path], async () => {
       this.guardChange(path);
-      const changes: { atime?: number; mtime?: number } = {};
-      if (atimeMs !== null) changes.atime = Math.max(0, Math.floor(atimeMs));
-      if (mtimeMs !== null) changes.mtime = Math.max(0, Math.floor(mtimeMs));
+      const changes: { atime?: number | 'now'; mtime?: number | 'now' } = {};
+      if (atimeMs !== null) changes.atime = atimeMs === 'now' ? 'now' : Math.max(0, Math.floor(atimeMs));
+      if (mtimeMs !== null) changes.mtime = mtimeMs === 'now' ? 'now' : Math.max(0, Math.floor(mtimeMs));
       await this.sdk.setattr(await this.handleOf(ctx, path), changes, callerOf(ctx));
     }).finally(() => this.attrsChanged());
   }

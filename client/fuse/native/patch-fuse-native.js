@@ -7,8 +7,8 @@
  * and never leaves fuse-native half-built: the original binary is replaced only by a finished build (rename).
  *
  * The fixes (see client/fuse/README.md for why each is needed):
- *  1. utimens passed atime twice (mtime lost): pass mtime; UTIME_NOW becomes the current time and
- *     UTIME_OMIT becomes 2^64-1 (JS sees a number >= 2^53 and leaves that time unchanged).
+ *  1. utimens passed atime twice (mtime lost): pass mtime; UTIME_NOW becomes 2^62 (JS: "now", so the
+ *     servers apply utimensat's rule for now: anyone who may write) and UTIME_OMIT 2^64-1 (JS: unchanged).
  *  2. the caller's uid/gid/pid/umask (fuse_get_context) are copied into the per-thread request buffer
  *     that JS already receives; `offsetof_fuse_thread_locals_t_handlefs_caller` says where.
  *  3. create receives the open flags (info->flags) as an extra argument.
@@ -23,7 +23,7 @@ const fs = require('fs')
 const path = require('path')
 const { spawnSync } = require('child_process')
 
-const PATCH_LEVEL = 2
+const PATCH_LEVEL = 3
 const EXPECTED_VERSION = '2.2.6'
 const BUILD_TIMEOUT_MS = 5 * 60 * 1000
 
@@ -38,7 +38,7 @@ const REPLACEMENTS = [
   ['// Methods\n',
     'static uint64_t handlefs_utime_ms (const struct timespec* ts) {\n' +
     '  if (ts->tv_nsec == UTIME_OMIT) return UINT64_MAX;\n' +
-    '  if (ts->tv_nsec == UTIME_NOW) { struct timespec now; clock_gettime(CLOCK_REALTIME, &now); return timespec_to_uint64(&now); }\n' +
+    '  if (ts->tv_nsec == UTIME_NOW) return ((uint64_t) 1) << 62;\n' +
     '  if (ts->tv_sec < 0) return 0;\n' +
     '  return timespec_to_uint64(ts);\n' +
     '}\n\n// Methods\n'],

@@ -108,21 +108,14 @@ describe('setting times', () => {
     expect([after.atimeMs, after.mtimeMs]).toEqual([3_000_000, 4_000_000]);
   });
 
-  // BUG: utime(None) (UTIME_NOW) by a non-owner with write access answers EPERM. The patched fuse-native
-  // turns UTIME_NOW into the current time before JS sees it, so the backend/servers cannot tell "now" from
-  // explicit times and apply the owner-only rule (client/fuse/native/patch-fuse-native.js utimens
-  // conversion → fuse-host.ts utimens → meta-backend.ts utimens(); "now" must reach the server as "now",
-  // which needs write permission only)
-  it.failing('lets anyone with write access set the times to "now"', async () => {
+it('lets anyone with write access set the times to "now"', async () => {
     const file = await sharedFile('times-now');
     const [byBob] = await py(`out(E(os.utime, ${q(file)}, None))`, bob);
     expect(byBob).toBe('OK');
     expect(Math.abs((await fsp.stat(file)).mtimeMs - Date.now())).toBeLessThan(10_000);
   });
 
-  // BUG: answers EPERM instead of EACCES, for the same reason as above: "now" arrives as explicit times
-  // (client/fuse/native/patch-fuse-native.js utimens conversion → meta-backend.ts utimens())
-  it.failing('refuses "now" with EACCES to a user who may not write the file', async () => {
+it('refuses "now" with EACCES to a user who may not write the file', async () => {
     const file = await sharedFile('times-ro', 0o644);
     const [res] = await py(`out(E(os.utime, ${q(file)}, None))`, bob);
     expect(res).toBe('EACCES');
