@@ -128,8 +128,11 @@ export class MetaBackend implements FileSystemBackend<number> {
         handle = cached.handle;
         continue;
       }
-      handle = (await this.sdk.lookup(handle, part, callerOf(ctx))).handle;
+      const attr = await this.sdk.lookup(handle, part, callerOf(ctx));
+      handle = attr.handle;
       this.remember(ctx, walked, handle);
+      // The lookup answered the attributes too: the getattr the kernel sends next needs no round trip.
+      this.storeAttr(attr);
     }
     return handle;
   }
