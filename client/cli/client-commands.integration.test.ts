@@ -42,7 +42,7 @@ afterAll(async () => {
 
 describe('the handlefs client commands', () => {
   it('mounts in the background, lists, reads and restores versions of a file in the mount, and unmounts', async () => {
-    const mounted = await cli('mount', mnt, '--servers', servers);
+    const mounted = await cli('mount', mnt, '--servers', servers, '--log', path.join(base, 'mount.log'));
     expect(mounted).toMatchObject({ code: 0 });
     expect(mounted.stdout).toMatch(/mounted \(mount process \d+/);
     const file = path.join(mnt, 'notes.txt');
