@@ -100,3 +100,30 @@ export function collect<M extends { type: string }>(children: ChildProcess[], ty
     child.once('close', onClose);
   })));
 }
+
+/** One `--flag [value]` argument of a bench's command line; readers of its value name the flag in their errors. */
+export interface BenchFlag {
+  flag: string;
+  value(): string;
+  /** The value as a number > 0 (a list item when `text` is given). */
+  positive(text?: string): number;
+}
+
+/** Walks a bench's arguments flag by flag (a flag's value() consumes the next argument). */
+export function* benchFlags(argv: readonly string[]): Generator<BenchFlag> {
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    const positive = (text?: string): number => {
+      const v = text ?? value();
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} must be a positive number, got ${v}`);
+      return n;
+    };
+    yield { flag, value, positive };
+  }
+}

@@ -24,8 +24,9 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster } from '../raft/node/process-cluster';
 import { forceUnmount, isMounted, RunningMount, startMount } from '../client/fuse/mount-control';
-import { collect, cpuTicks, machineBusyTicks, round3, ticksToPercent } from './bench-measures';
+import { benchFlags, collect, cpuTicks, machineBusyTicks, round3, ticksToPercent } from './bench-measures';
 import { MetaPhase, ParentMessage, Phase, runWorker, WorkerConfig, WorkerMessage } from './fuse-bench-worker';
+import { metaServerMainPath } from '../metaserver/server/main-path';
 
 interface BenchOptions {
   files: number;
@@ -77,22 +78,16 @@ const WORKER_EXIT_TIMEOUT_MS = 5_000;
 
 function parseArgs(argv: string[]): BenchOptions {
   const options: BenchOptions = { files: 10_000, procs: 8, bytes: DEFAULT_BYTES, json: false, mountNodeOptions: '', serverNodeArgs: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const positiveInteger = (v: string, max: number): number => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n <= 0 || n > max) throw new Error(`${flag} must be an integer in 1..${max}, got ${v}`);
+  for (const { flag, value, positive } of benchFlags(argv)) {
+    const positiveInteger = (max: number): number => {
+      const n = positive();
+      if (!Number.isInteger(n) || n > max) throw new Error(`${flag} must be an integer in 1..${max}, got ${n}`);
       return n;
     };
     switch (flag) {
-      case '--files': options.files = positiveInteger(value(), MAX_FILES); break;
-      case '--procs': options.procs = positiveInteger(value(), MAX_PROCS); break;
-      case '--bytes': options.bytes = positiveInteger(value(), MAX_BYTES); break;
+      case '--files': options.files = positiveInteger(MAX_FILES); break;
+      case '--procs': options.procs = positiveInteger(MAX_PROCS); break;
+      case '--bytes': options.bytes = positiveInteger(MAX_BYTES); break;
       case '--json': options.json = true; break;
       case '--mount-node-options': options.mountNodeOptions = value(); break;
       case '--server-node-args': options.serverNodeArgs = value().split(' ').filter(Boolean); break;
@@ -102,14 +97,6 @@ function parseArgs(argv: string[]): BenchOptions {
   if (options.files < options.procs) throw new Error(`--files ${options.files} is fewer than --procs ${options.procs}`);
   return options;
 }
-
-function metaServerMainPath(): string {
-  // Compiled, this file is dist/bench/fuse-bench.js.
-  const candidate = path.join(__dirname, '..', 'metaserver', 'server', 'server-main.js');
-  if (!fs.existsSync(candidate)) throw new Error(`${candidate} is missing; run \`npx tsc -p .\` first`);
-  return candidate;
-}
-
 
 /** Asks the workers to leave, then SIGKILLs any still there (a worker stuck in a FUSE call dies once the mount is aborted). */
 async function stopWorkers(children: ChildProcess[]): Promise<void> {

@@ -17,14 +17,13 @@
  *     [--warmup-seconds 1] [--ceiling-seconds 3] [--json] [--server-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  */
 import { ChildProcess, fork } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster } from '../raft/node/process-cluster';
-import { collect, cpuTicks, machineBusyTicks, measureLevelDbCeiling, percentile, round3, ticksToPercent } from './bench-measures';
+import { benchFlags, collect, cpuTicks, machineBusyTicks, measureLevelDbCeiling, percentile, round3, ticksToPercent } from './bench-measures';
 import { MetaClient } from '../client/sdk';
 import { runWorker, WorkerConfig, WorkerMessage, PhaseKind } from './meta-bench-worker';
+import { metaServerMainPath } from '../metaserver/server/main-path';
 
 interface BenchOptions {
   seconds: number;
@@ -76,24 +75,13 @@ function parseArgs(argv: string[]): BenchOptions {
     seconds: 10, warmupSeconds: 1, concurrencies: [1, 16, 64], workers: 2, phases: ['create', 'getattr'], ceilingSeconds: 3, ceilingBatchPuts: 64,
     json: false, serverNodeArgs: [],
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const positive = (v: string): number => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} must be a positive number, got ${v}`);
-      return n;
-    };
+  for (const { flag, value, positive } of benchFlags(argv)) {
     switch (flag) {
-      case '--seconds': options.seconds = positive(value()); break;
+      case '--seconds': options.seconds = positive(); break;
       case '--warmup-seconds': options.warmupSeconds = Number(value()); break;
-      case '--ceiling-seconds': options.ceilingSeconds = positive(value()); break;
+      case '--ceiling-seconds': options.ceilingSeconds = positive(); break;
       case '--concurrency': options.concurrencies = value().split(',').map((c) => Math.floor(positive(c))); break;
-      case '--workers': options.workers = Math.floor(positive(value())); break;
+      case '--workers': options.workers = Math.floor(positive()); break;
       case '--phases': options.phases = value().split(',').map((p) => {
         if (!(p in TARGETS)) throw new Error(`--phases takes ${Object.keys(TARGETS).join(', ')}, got ${p}`);
         return p as PhaseKind;
@@ -107,13 +95,6 @@ function parseArgs(argv: string[]): BenchOptions {
   if (options.workers > MAX_WORKERS) throw new Error(`--workers ${options.workers} exceeds ${MAX_WORKERS}`);
   if (!Number.isFinite(options.warmupSeconds) || options.warmupSeconds < 0) throw new Error('--warmup-seconds must be ≥ 0');
   return options;
-}
-
-function metaServerMainPath(): string {
-  // Compiled, this file is dist/bench/meta-bench.js.
-  const candidate = path.join(__dirname, '..', 'metaserver', 'server', 'server-main.js');
-  if (!fs.existsSync(candidate)) throw new Error(`${candidate} is missing; run \`npx tsc -p .\` first`);
-  return candidate;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { KvTestClient } from '../raft/node/kvtest-client';
-import { CLOCK_TICKS_PER_SECOND, cpuTicks, machineBusyTicks, measureLevelDbCeiling, percentile, round3 } from './bench-measures';
+import { CLOCK_TICKS_PER_SECOND, benchFlags, cpuTicks, machineBusyTicks, measureLevelDbCeiling, percentile, round3 } from './bench-measures';
 import { ProcessCluster } from '../raft/node/process-cluster';
 
 interface BenchOptions {
@@ -54,24 +54,13 @@ function parseArgs(argv: string[]): BenchOptions {
     seconds: 10, concurrencies: [1, 16, 64], valueBytes: 256, keys: 10_000, ceilingSeconds: 3, ceilingBatchPuts: 64, warmupSeconds: 1,
     json: false, serverNodeArgs: [], serverArgs: [],
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const positive = (v: string): number => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} must be a positive number, got ${v}`);
-      return n;
-    };
+  for (const { flag, value, positive } of benchFlags(argv)) {
     switch (flag) {
-      case '--seconds': options.seconds = positive(value()); break;
+      case '--seconds': options.seconds = positive(); break;
       case '--warmup-seconds': options.warmupSeconds = Number(value()); break;
-      case '--ceiling-seconds': options.ceilingSeconds = positive(value()); break;
-      case '--keys': options.keys = Math.floor(positive(value())); break;
-      case '--value-bytes': options.valueBytes = Math.floor(positive(value())); break;
+      case '--ceiling-seconds': options.ceilingSeconds = positive(); break;
+      case '--keys': options.keys = Math.floor(positive()); break;
+      case '--value-bytes': options.valueBytes = Math.floor(positive()); break;
       case '--concurrency': options.concurrencies = value().split(',').map((c) => Math.floor(positive(c))); break;
       case '--json': options.json = true; break;
       case '--server-node-args': options.serverNodeArgs = value().split(' ').filter(Boolean); break;

@@ -15,6 +15,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import type { MemberStatusJson } from '../raft/node/member-process';
 import { ProcessCluster, ProcessMember } from '../raft/node/process-cluster';
+import { metaServerMainPath } from '../metaserver/server/main-path';
 
 const DEFAULT_DATA = '.handlefs-cluster';
 const DEFAULT_BASE_PORT = 7400;
@@ -102,13 +103,6 @@ function resolveLayout(options: ClusterOptions, saved: SavedLayout | undefined):
     return saved;
   }
   return { basePort: options.basePort ?? DEFAULT_BASE_PORT, members: options.members ?? DEFAULT_MEMBERS };
-}
-
-function metaServerMainPath(): string {
-  // Compiled, this file is dist/deploy/cluster-command.js.
-  const candidate = path.join(__dirname, '..', 'metaserver', 'server', 'server-main.js');
-  if (!fs.existsSync(candidate)) throw new Error(`${candidate} is missing; run \`npm run build\` first`);
-  return candidate;
 }
 
 async function clusterOf(root: string, layout: SavedLayout, needEntry: boolean): Promise<ProcessCluster> {

@@ -17,6 +17,7 @@ import { ProcessCluster, ProcessMember, assertDistIsFresh } from '../../raft/nod
 import { MalformedRequest } from '../../proto/grpc-method';
 import { randomBlock } from '../blocks/testing';
 import * as p from '../../proto/meta-proto';
+import { metaServerMainPath } from './main-path';
 
 export const ROOT_HANDLE = 1;
 export const ROOT_CALLER: p.Caller = { uid: 0, gid: 0, groups: [] };
@@ -59,9 +60,7 @@ export async function eventually<T>(what: string, timeoutMs: number, probe: () =
   }
 }
 
-export function metaServerMainPath(): string {
-  return path.resolve(__dirname, '..', '..', 'dist', 'metaserver', 'server', 'server-main.js');
-}
+export { metaServerMainPath } from './main-path';
 
 export interface MetaClusterOptions {
   size?: number;
