@@ -184,6 +184,18 @@ export function conflictCopiesToDrop(
 /** Content-addressed block ids are SHA-256 in lowercase hex. */
 export const BLOCK_ID_PATTERN = /^[0-9a-f]{64}$/;
 
+/** EINVAL naming the first malformed id or a list over the command limit. */
+export function checkBlockIds(ids: unknown, field: string, allowHoles: boolean, maxIds = Number.MAX_SAFE_INTEGER): Result<string[]> {
+  if (!Array.isArray(ids)) return fail(Errno.EINVAL, `${field} must be a list of block ids`);
+  if (ids.length > maxIds) return fail(Errno.EINVAL, `${field} lists ${ids.length} blocks, more than ${maxIds}`);
+  for (const [i, id] of ids.entries()) {
+    if (typeof id !== 'string' || !(BLOCK_ID_PATTERN.test(id) || (allowHoles && id === ''))) {
+      return fail(Errno.EINVAL, `${field}[${i}] ${JSON.stringify(String(id).slice(0, 80))} is not a SHA-256 block id (64 lowercase hex digits)`);
+    }
+  }
+  return ok(ids as string[]);
+}
+
 export interface CollectCandidate {
   readonly blockId: string;
   /** The command time at which the block's last reference went (contract 2 above). */

@@ -10,7 +10,7 @@
 import { Caller as RuleCaller, checkCaller } from '../rules/permissions';
 import { ConflictPolicy as RuleConflictPolicy } from '../rules/commit';
 import { MAX_SESSION_TTL_MS, MAX_WRITTEN_RANGES, WrittenRange as StateWrittenRange } from '../state/commands';
-import { BLOCK_ID_PATTERN } from '../rules/retention';
+import { checkBlockIds } from '../rules/retention';
 import { Caller, ConflictPolicy, Extent, Header, WrittenRange } from '../../proto/meta-proto';
 
 /** Strings longer than this cannot be decoded from a command (state/commands.ts), so they are refused here. */
@@ -115,16 +115,11 @@ export function requireExtents(field: string, extents: Extent[] | null | undefin
   });
 }
 
-/** Block ids: 64 lowercase hex digits each ('' = a hole, where allowed), at most maxIds. */
+/** Block ids ('' = a hole, where allowed), at most maxIds: rules/retention.ts checkBlockIds, as a RequestError. */
 export function requireBlockIds(field: string, ids: string[] | null | undefined, allowHoles: boolean, maxIds: number): string[] {
-  const list = ids ?? [];
-  if (list.length > maxIds) throw new RequestError(`${field} lists ${list.length} blocks, more than ${maxIds}`);
-  list.forEach((id, i) => {
-    if (typeof id !== 'string' || !(BLOCK_ID_PATTERN.test(id) || (allowHoles && id === ''))) {
-      throw new RequestError(`${field}[${i}] ${JSON.stringify(String(id).slice(0, 80))} is not a SHA-256 block id (64 lowercase hex digits)`);
-    }
-  });
-  return list;
+  const checked = checkBlockIds(ids ?? [], field, allowHoles, maxIds);
+  if (!checked.ok) throw new RequestError(checked.message);
+  return checked.value;
 }
 
 export function requirePolicy(value: number): RuleConflictPolicy {

@@ -13,7 +13,6 @@
  * TTL pins them again (the commit refuses an unpinned, unreferenced block).
  */
 import { Errno, Result, fail, ok } from '../rules/errno';
-import { BLOCK_ID_PATTERN } from '../rules/retention';
 import { Scope } from './overlay';
 import { BlockRecord, StoredContent, blockKey, decodeRecord, encodeRecord, unreferencedBlockKey } from './records';
 
@@ -56,18 +55,6 @@ export async function dropRefs(scope: Scope, ids: readonly string[], nowMs: numb
     if (!record) throw new Error(`metastate: dropping a reference to block ${id}, which has no record`);
     await writeBlock(scope, id, { ...record, refs: record.refs - 1 }, true, nowMs);
   }
-}
-
-/** EINVAL naming the first malformed id or a list over the command limit. */
-export function checkBlockIds(ids: unknown, field: string, allowHoles: boolean, maxIds = Number.MAX_SAFE_INTEGER): Result<string[]> {
-  if (!Array.isArray(ids)) return fail(Errno.EINVAL, `${field} must be a list of block ids`);
-  if (ids.length > maxIds) return fail(Errno.EINVAL, `${field} lists ${ids.length} blocks, more than ${maxIds}`);
-  for (const [i, id] of ids.entries()) {
-    if (typeof id !== 'string' || !(BLOCK_ID_PATTERN.test(id) || (allowHoles && id === ''))) {
-      return fail(Errno.EINVAL, `${field}[${i}] ${JSON.stringify(String(id).slice(0, 80))} is not a SHA-256 block id (64 lowercase hex digits)`);
-    }
-  }
-  return ok(ids as string[]);
 }
 
 /** Pins each block until untilMs at least (a pin never shortens). */

@@ -13,8 +13,8 @@
  */
 import { ConflictPolicy } from '../rules/commit';
 import { Caller } from '../rules/permissions';
-import { BLOCK_ID_PATTERN } from '../rules/retention';
-import { MAX_BLOCK_IDS_PER_COMMAND, checkBlockIds } from './block-refs';
+import { BLOCK_ID_PATTERN, checkBlockIds } from '../rules/retention';
+import { MAX_BLOCK_IDS_PER_COMMAND } from './block-refs';
 
 export const COMMAND_VERSION = 1;
 /**

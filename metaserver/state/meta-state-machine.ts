@@ -118,13 +118,16 @@ export class MetaStateMachine implements StateMachine {
   async apply(entries: Entry[]): Promise<unknown[]> {
     let createdRoot = false;
     this.collectedInBatch = [];
-    await this.prefetch(entries);
+    // Decoded once: the prefetch and the apply both need the commands.
+    const commands = entries.map((entry) => (entry.type === EntryType.Normal ? decodeCommand(entry.data) : undefined));
+    await this.prefetch(commands);
     const overlay = new Overlay(this.cache);
     const results = await this.keyspace.applyEntries(entries, async (batch) => {
       createdRoot = await this.ensureRoot(overlay);
       const results: unknown[] = [];
-      for (const entry of entries) {
-        results.push(entry.type === EntryType.Normal ? await this.applyOne(overlay, entry) : undefined);
+      for (const [i, entry] of entries.entries()) {
+        const command = commands[i];
+        results.push(command === undefined ? undefined : await this.applyOne(overlay, command, entry.index));
       }
       overlay.writeTo(batch);
       return results;
@@ -139,13 +142,11 @@ export class MetaStateMachine implements StateMachine {
     return results;
   }
 
-  /** One LevelDB call for the records the batch's commands name (decoding twice is cheaper than a thread-pool trip per record). */
-  private async prefetch(entries: Entry[]): Promise<void> {
+  /** One LevelDB call for the records the batch's commands name, instead of a thread-pool trip per record. */
+  private async prefetch(commands: ReadonlyArray<Command | string | undefined>): Promise<void> {
     const keys: Buffer[] = [];
-    for (const entry of entries) {
-      if (entry.type !== EntryType.Normal) continue;
-      const command = decodeCommand(entry.data);
-      if (typeof command !== 'string') keys.push(...keysNamedBy(command, PREFETCH_KEYS));
+    for (const command of commands) {
+      if (command !== undefined && typeof command !== 'string') keys.push(...keysNamedBy(command, PREFETCH_KEYS));
     }
     await this.cache.prefetch(keys);
   }
@@ -171,10 +172,10 @@ export class MetaStateMachine implements StateMachine {
     return true;
   }
 
-  private async applyOne(overlay: Overlay, entry: Entry): Promise<CommandResult> {
-    const command = decodeCommand(entry.data);
-    if (typeof command === 'string') return fail(Errno.EINVAL, `malformed command at index ${entry.index}: ${command}`);
-    if (command.op === 'openSession' || command.op === 'expireSession') return this.sessionCommand(overlay, command, entry.index);
+  /** `command` is the entry's decoded command, or what is wrong with it. */
+  private async applyOne(overlay: Overlay, command: Command | string, entryIndex: number): Promise<CommandResult> {
+    if (typeof command === 'string') return fail(Errno.EINVAL, `malformed command at index ${entryIndex}: ${command}`);
+    if (command.op === 'openSession' || command.op === 'expireSession') return this.sessionCommand(overlay, command, entryIndex);
     if (command.op === 'retainVersions' || command.op === 'collectBlocks') return this.leaderCommand(overlay, command);
     const bytes = await overlay.get(sessionKey(command.sessionId));
     if (!bytes) return sessionFailure('SESSION_EXPIRED', `session ${command.sessionId} is unknown, closed or expired`);
@@ -194,7 +195,7 @@ export class MetaStateMachine implements StateMachine {
       return sessionFailure('WINDOW_FULL', `session ${session.id} already holds ${stillOutstanding.length} unacknowledged results; acknowledge some (firstUnacked) before sending more`);
     }
     const scope = new Scope(new Overlay(this.cache, overlay));
-    const result = await this.mutation(scope, command, entry.index);
+    const result = await this.mutation(scope, command, entryIndex);
     // Not applied and not remembered: the leader builds the blocks and proposes the same sequence again.
     if (isAssemblyRequired(result)) return result;
     // A rejected commit is a failure whose conflict copy is still kept.

@@ -18,6 +18,7 @@
  *   72 <block id, 32 bytes>      the block has no reference: a collection candidate (value: since when)
  */
 import { Extent } from '../rules/extents';
+import { BLOCK_ID_PATTERN } from '../rules/retention';
 import { FileType } from '../rules/modes';
 
 export const ROOT_HANDLE = 1;
@@ -245,7 +246,7 @@ export const unreferencedBlockRange = { gte: Buffer.from([PREFIX_UNREFERENCED_BL
 export const blockRange = { gte: Buffer.from([PREFIX_BLOCK]), lt: Buffer.from([PREFIX_BLOCK + 1]) };
 
 function blockIdBytes(id: string): Buffer {
-  if (!/^[0-9a-f]{64}$/.test(id)) throw new Error(`metastate: ${JSON.stringify(id.slice(0, 80))} is not a block id`);
+  if (!BLOCK_ID_PATTERN.test(id)) throw new Error(`metastate: ${JSON.stringify(id.slice(0, 80))} is not a block id`);
   return Buffer.from(id, 'hex');
 }
 
