@@ -8,7 +8,7 @@
  * and what the kernel sees are meta-backend.ts's. Must never report a commit
  * done before the servers acknowledged it.
  */
-import { BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES, MetaClient, MetaError } from '../sdk';
+import { BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES, MetaClient, MetaError, boundedParallel } from '../sdk';
 import type { Policy } from '../sdk';
 import { BlockCache } from './block-cache';
 import { fsError } from './filesystem';
@@ -190,26 +190,20 @@ export class FileContent {
   private async uploadPlan(file: OpenFile, blocks: Array<{ id: string } | { upload: Uint8Array }>): Promise<string[]> {
     const ids: string[] = new Array<string>(blocks.length);
     const nowMs = Date.now();
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      // Bounded: each turn takes the next block index.
-      for (let i = next++; i < blocks.length; i = next++) {
-        const block = blocks[i];
-        if ('id' in block) {
-          const sealedAt = file.sealedAtMs.get(block.id);
-          if (sealedAt !== undefined && nowMs - sealedAt > REPIN_AFTER_MS && !(await this.sdk.pinBlock(block.id))) {
-            throw fsError('EIO', `uploaded block ${block.id} was collected before its commit`);
-          }
-          ids[i] = block.id;
-        } else if (block.upload.every((byte) => byte === 0)) {
-          ids[i] = '';
-        } else {
-          ids[i] = await this.sdk.putBlock(block.upload);
-          this.blockCache.put(ids[i], block.upload);
+    await boundedParallel(blocks.map((block, i) => async () => {
+      if ('id' in block) {
+        const sealedAt = file.sealedAtMs.get(block.id);
+        if (sealedAt !== undefined && nowMs - sealedAt > REPIN_AFTER_MS && !(await this.sdk.pinBlock(block.id))) {
+          throw fsError('EIO', `uploaded block ${block.id} was collected before its commit`);
         }
+        ids[i] = block.id;
+      } else if (block.upload.every((byte) => byte === 0)) {
+        ids[i] = '';
+      } else {
+        ids[i] = await this.sdk.putBlock(block.upload);
+        this.blockCache.put(ids[i], block.upload);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(UPLOAD_PARALLELISM, blocks.length) }, worker));
+    }), UPLOAD_PARALLELISM);
     return ids;
   }
 }

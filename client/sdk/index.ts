@@ -8,3 +8,4 @@ export { BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES, ROOT_HANDLE } from './constants';
 export { MetaError, CommitConflictError, errnoOf, codeOf } from './errors';
 export type { Logger } from './leader-channel';
 export { MAX_IN_FLIGHT_MUTATIONS } from './sequencer';
+export { boundedParallel } from './paths';

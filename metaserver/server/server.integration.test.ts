@@ -82,6 +82,19 @@ describe('a 3-member metadata server cluster of real processes', () => {
     expect(statfs.reply).toMatchObject({ errno: 0, sessionsOpen: 1 });
   });
 
+  it('serves its metrics on /metrics: calls by method and code, errno answers, the state\'s sizes, and Raft\'s per-peer lag on the leader', async () => {
+    const l = await cluster.leader();
+    await cluster.call(l, 'Mkdir', { header: header(), parent: ROOT, name: 'fresh', mode: 0o700 }); // EEXIST by now: an errno answer
+    const text = await (await fetch(`http://${l.httpAddress}/metrics`)).text();
+    const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? NaN);
+    expect(value(/handlefs_meta_requests_total\{[^}]*method="Mkdir"[^}]*code="OK"[^}]*\} (\d+)/)).toBeGreaterThanOrEqual(2);
+    expect(value(/handlefs_meta_request_errno_total\{[^}]*method="Mkdir"[^}]*errno="EEXIST"[^}]*\} (\d+)/)).toBeGreaterThanOrEqual(1);
+    expect(value(/handlefs_meta_sessions\{[^}]*\} (\d+)/)).toBeGreaterThanOrEqual(1);
+    expect(value(/handlefs_meta_handles\{[^}]*\} (\d+)/)).toBeGreaterThanOrEqual(3);
+    expect(text).toMatch(/handlefs_meta_request_duration_seconds_bucket\{/);
+    expect(text.match(/handlefs_raft_peer_lag_entries\{[^}]*peer="/g)?.length).toBe(2);
+  });
+
   it('answers malformed requests with INVALID_ARGUMENT and keeps serving', async () => {
     const l = await cluster.leader();
     const garbage = await new Promise<grpc.ServiceError | null>((resolve) => {
