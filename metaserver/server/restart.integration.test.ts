@@ -123,12 +123,16 @@ describe('metadata server members crashing and restarting (3 real processes, --s
     await cluster.caughtUp(victim);
     expect(victim.logCounts.get('restored snapshot from leader') ?? 0).toBeGreaterThanOrEqual(1);
     // Metadata reads served by the wiped member (linearizable there too) see everything.
-    const lookup = await cluster.call(victim, 'Lookup', { caller: ROOT_CALLER, parent: ROOT_HANDLE, name: 'filler-29' });
+    // The member may still be settling after the snapshot (a read can answer UNAVAILABLE for a moment): ask until it answers.
+    const lookup = await eventually('the wiped member answering a read', 10_000, async () => {
+      const outcome = await cluster.call(victim, 'Lookup', { caller: ROOT_CALLER, parent: ROOT_HANDLE, name: 'filler-29' });
+      return outcome.reply ? outcome : undefined;
+    });
     expect(lookup.reply).toMatchObject({ errno: 0, attr: { type: 'dir' } });
     const history = await cluster.call(victim, 'ListVersions', { caller: ROOT_CALLER, handle: files.block, fromVersion: 1, limit: 0 });
     expect(history.reply!.versions.map((v) => v.version)).toEqual([1, 2, 3, 4, 5]);
     // Repair (not a read: none of its block content has been read through it yet) refills DATA/blocks.
-    // BlockRepair's first pass runs at start, before the snapshot arrives; the next comes 30 s later (DEFAULT_REPAIR_INTERVAL_MS, no flag).
+    // A repair pass runs right after the snapshot is installed (and every --block-repair-interval-ms).
     await eventually('block repair refilling the wiped member', 45_000, async () => [...referenced].every((id) => cluster.blockIdsOnDisk(victim).has(id)), 250);
     expect(await metricValue(victim.httpAddress!, 'handlefs_blocks_repaired_total')).toBeGreaterThanOrEqual(referenced.size);
     await expectFilesIntact(victim);
