@@ -22,6 +22,9 @@ import { metaServerMainPath } from './main-path';
 export const ROOT_HANDLE = 1;
 export const ROOT_CALLER: p.Caller = { uid: 0, gid: 0, groups: [] };
 export const DEFAULT_CALL_DEADLINE_MS = 5_000;
+/** A call that never reached a (just restarted) member is sent this many times at most, this far apart. */
+const UNREACHED_ATTEMPTS_MAX = 20;
+const UNREACHED_PAUSE_MS = 100;
 /** Starts of a test cluster tried when a port picked free was taken meanwhile. */
 const START_ATTEMPTS_MAX = 3;
 /** Every folder server-main is compiled from: a stale dist/ fails the test before it spawns anything. */
@@ -144,13 +147,22 @@ export class MetaTestCluster {
     this.clients.delete(member.id);
   }
 
-  /** One call to one member. */
-  call<M extends p.MetaMethod>(member: ProcessMember, method: M, request: RequestOf<M>, deadlineMs = DEFAULT_CALL_DEADLINE_MS): Promise<Outcome<ReplyOf<M>>> {
-    const client = this.client(member);
-    const fn = (client as unknown as Record<string, UnaryFn>)[method];
-    return new Promise((resolve) => {
-      fn.call(client, request, { deadline: Date.now() + deadlineMs }, (error, reply) => resolve(error ? { error } : { reply: reply as ReplyOf<M> }));
-    });
+  /**
+   * One call to one member. A call that never reached it (the channel still
+   * reconnecting to a member that just restarted) is sent again, a bounded
+   * number of times; every answer the member gave is returned as it is.
+   */
+  async call<M extends p.MetaMethod>(member: ProcessMember, method: M, request: RequestOf<M>, deadlineMs = DEFAULT_CALL_DEADLINE_MS): Promise<Outcome<ReplyOf<M>>> {
+    for (let attempt = 1; ; attempt++) {
+      const client = this.client(member);
+      const fn = (client as unknown as Record<string, UnaryFn>)[method];
+      const outcome = await new Promise<Outcome<ReplyOf<M>>>((resolve) => {
+        fn.call(client, request, { deadline: Date.now() + deadlineMs }, (error, reply) => resolve(error ? { error } : { reply: reply as ReplyOf<M> }));
+      });
+      const unreached = outcome.error?.code === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED/.test(outcome.error.message);
+      if (!unreached || attempt >= UNREACHED_ATTEMPTS_MAX || !member.child) return outcome;
+      await sleep(UNREACHED_PAUSE_MS);
+    }
   }
 
   /**
