@@ -80,6 +80,8 @@ export interface RestoreVersionRequest { header: Header | null; handle: number; 
 export interface RestoreVersionReply extends Reply { version: number; sizeBytes: number }
 export interface PutBlockRequest { header: Header | null; data: Uint8Array; id: string }
 export interface PutBlockReply extends Reply { id: string }
+export interface PinBlocksRequest { header: Header | null; ids: string[]; newBytes: number }
+export interface PinBlocksReply extends Reply { appliedIndex: number }
 export interface GetBlockRequest { id: string }
 export interface GetBlockReply extends ErrnoFields { data: Uint8Array }
 export interface HasBlocksRequest { ids: string[] }
@@ -144,6 +146,7 @@ export const metaService = {
   CommitVersion: method<CommitVersionRequest, CommitVersionReply>('CommitVersion', 'CommitVersionRequest', 'CommitVersionReply'),
   RestoreVersion: method<RestoreVersionRequest, RestoreVersionReply>('RestoreVersion', 'RestoreVersionRequest', 'RestoreVersionReply'),
   PutBlock: method<PutBlockRequest, PutBlockReply>('PutBlock', 'PutBlockRequest', 'PutBlockReply'),
+  PinBlocks: method<PinBlocksRequest, PinBlocksReply>('PinBlocks', 'PinBlocksRequest', 'PinBlocksReply'),
   GetBlock: method<GetBlockRequest, GetBlockReply>('GetBlock', 'GetBlockRequest', 'GetBlockReply'),
   HasBlocks: method<HasBlocksRequest, HasBlocksReply>('HasBlocks', 'HasBlocksRequest', 'HasBlocksReply'),
 } satisfies grpc.ServiceDefinition;

@@ -9,6 +9,7 @@
  * channels and retries only; must never build headers or read reply errnos.
  */
 import * as grpc from '@grpc/grpc-js';
+import { CLIENT_FLOW_OPTIONS } from '../../proto/flow-control';
 import * as p from '../../proto/meta-proto';
 import { EINVAL, EIO, ECANCELED, ETIMEDOUT, MetaError } from './errors';
 
@@ -145,10 +146,29 @@ export class LeaderChannel {
         'grpc.max_reconnect_backoff_ms': 1_000,
         'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
         'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+        ...CLIENT_FLOW_OPTIONS,
       }) as Client;
       this.clients.set(address, client);
     }
     return client;
+  }
+
+  /** The configured member addresses (not the ones learned from hints). */
+  get members(): readonly string[] {
+    return this.addresses;
+  }
+
+  /**
+   * One attempt of a call on one member, over that member's channel (no
+   * retry, no redirect): for calls a caller fans out itself, such as storing a
+   * block on every member. gRPC failures reject with the ServiceError.
+   */
+  callMember<Req, Res>(address: string, definition: grpc.MethodDefinition<Req, Res>, request: Req, deadlineAt: number): Promise<Res> {
+    if (this.closed) return Promise.reject(new MetaError(ECANCELED, `${definition.path}: the client is closed`));
+    const client = this.client(address);
+    return new Promise((resolve, reject) => {
+      client.makeUnaryRequest(definition.path, definition.requestSerialize, definition.responseDeserialize, request, { deadline: deadlineAt }, (error, reply) => (error ? reject(error) : resolve(reply as Res)));
+    });
   }
 
   private once<Res>(address: string, method: p.MetaMethod, request: unknown, timeoutMs: number): Promise<Res> {
@@ -163,7 +183,7 @@ export class LeaderChannel {
 
 const LEADER_ONLY = new Set<p.MetaMethod>([
   'OpenSession', 'KeepAlive', 'CloseSession', 'SetAttr', 'Mkdir', 'Create', 'Mknod', 'Symlink', 'Link', 'Unlink', 'Rmdir', 'Rename',
-  'SetXattr', 'RemoveXattr', 'Open', 'Release', 'CommitVersion', 'RestoreVersion', 'PutBlock',
+  'SetXattr', 'RemoveXattr', 'Open', 'Release', 'CommitVersion', 'RestoreVersion', 'PutBlock', 'PinBlocks',
 ]);
 
 export function isLeaderOnly(method: p.MetaMethod): boolean {

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import * as p from '../../proto/meta-proto';
 import { CommitConflictError, EBUSY, EINVAL, EIO, ENOENT, ENOTCONN, MetaError } from './errors';
+import { BlockUploader, UploadStats } from './block-uploader';
 import { GetAttrCoalescer } from './getattr-coalescer';
 import { CallStats, LeaderChannel, Logger } from './leader-channel';
 import { SessionKeeper } from './session-keeper';
@@ -56,18 +57,27 @@ export interface ClientStats {
   calls: CallStats;
   getattr: { batches: number; items: number };
   session: { keepAlives: number; keepAliveFailures: number; windowFullRetries: number; sessionsOpened: number };
+  uploads: UploadStats;
 }
 
 export class MetaClient {
   private readonly deadlineMs: number;
   private readonly caller: p.Caller;
   private readonly coalescer: GetAttrCoalescer;
+  private readonly uploader: BlockUploader;
   /** fh → the session it was opened in. */
   private readonly fhSessions = new Map<number, number>();
 
   private constructor(private readonly channel: LeaderChannel, private readonly session: SessionKeeper, options: MetaClientOptions) {
     this.deadlineMs = options.deadlineMs ?? 30_000;
     this.caller = options.caller ?? { uid: 0, gid: 0, groups: [] };
+    this.uploader = new BlockUploader(channel, {
+      pin: async (ids, newBytes) => checked('PinBlocks', await this.mutate<p.PinBlocksReply>('PinBlocks', { ids, newBytes } satisfies Omit<p.PinBlocksRequest, 'header'>)).appliedIndex,
+      putViaLeader: async (data, id) => {
+        const reply = checked('PutBlock', await this.mutate<p.PutBlockReply>('PutBlock', { data, id } satisfies Omit<p.PutBlockRequest, 'header'>));
+        if (reply.id !== id) throw new MetaError(EIO, `PutBlock answered id ${reply.id} for a block whose SHA-256 is ${id}`);
+      },
+    });
     this.coalescer = new GetAttrCoalescer(
       (item) => this.read<p.AttrReply>('GetAttr', item),
       (items) => this.read<p.GetAttrsReply>('GetAttrs', { items }),
@@ -105,7 +115,7 @@ export class MetaClient {
   }
 
   get stats(): ClientStats {
-    return { calls: this.channel.stats, getattr: this.coalescer.stats, session: { ...this.session.stats, sessionsOpened: this.session.sessionsOpened } };
+    return { calls: this.channel.stats, getattr: this.coalescer.stats, session: { ...this.session.stats, sessionsOpened: this.session.sessionsOpened }, uploads: { ...this.uploader.stats } };
   }
 
   async close(): Promise<void> {
@@ -260,12 +270,11 @@ export class MetaClient {
     return { data: parts.length === 1 ? parts[0] : Buffer.concat(parts), version, sizeBytes };
   }
 
-  /** Uploads one block (≤ 1 MiB) and pins it; returns its id (SHA-256 hex). */
+  /** Uploads one block (≤ 1 MiB), pinned, to a majority of the members (block-uploader.ts); returns its id (SHA-256 hex). */
   async putBlock(data: Uint8Array): Promise<string> {
     if (data.byteLength > BLOCK_SIZE_BYTES) throw new MetaError(EINVAL, `putBlock: a block holds at most ${BLOCK_SIZE_BYTES} bytes, got ${data.byteLength}`);
     const id = sha256(data);
-    const reply = checked('PutBlock', await this.mutate<p.PutBlockReply>('PutBlock', { data, id } satisfies Omit<p.PutBlockRequest, 'header'>));
-    if (reply.id !== id) throw new MetaError(EIO, `PutBlock answered id ${reply.id} for a block whose SHA-256 is ${id}`);
+    await this.uploader.upload(data, id, Date.now() + this.deadlineMs);
     return id;
   }
 

@@ -9,7 +9,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { stderrLogger } from '../../raft/node/node-logger';
-import { blockPeerService } from './block-proto';
+import { blockPeerService } from '../../proto/blocks-proto';
 import { BlockPeerService } from './block-peer-service';
 import { BlockStore } from './block-store';
 

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { blockPeerService } from './block-proto';
+import { blockPeerService } from '../../proto/blocks-proto';
 import { MAX_BLOCK_BYTES, blockIdOf } from './block-store';
 import { TestPeer, startPeer } from './testing';
 

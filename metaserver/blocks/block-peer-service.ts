@@ -11,7 +11,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { MalformedRequest, isMalformedRequest } from '../../proto/grpc-method';
 import { RaftLogger, silentLogger } from '../../raft/node/node-logger';
-import { FetchBlockReply, FetchBlockRequest, HasBlocksReply, HasBlocksRequest, MAX_HAS_BLOCKS_IDS, StoreReplicaReply, StoreReplicaRequest } from './block-proto';
+import { FetchBlockReply, FetchBlockRequest, HasBlocksReply, HasBlocksRequest, MAX_HAS_BLOCKS_IDS, StoreReplicaReply, StoreReplicaRequest } from '../../proto/blocks-proto';
 import { BlockHashMismatchError, BlockStore, BlockTooLargeError, MAX_BLOCK_BYTES, describeId, isBlockId } from './block-store';
 
 /** Resolves once the local state machine applied index; rejects at deadlineMs (a Date.now() time). */

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { blockPeerService } from './block-proto';
+import { blockPeerService } from '../../proto/blocks-proto';
 import { BlockFetchError, BlockReplicationError, BlockReplicator } from './block-replicator';
 import { BlockHashMismatchError, BlockStore, blockIdOf } from './block-store';
 import { PeerProcess, TestPeer, randomBlock, startPeer, startPeerProcess, tempDir } from './testing';

@@ -15,7 +15,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { RaftLogger, silentLogger } from '../../raft/node/node-logger';
-import { BLOCK_CHANNEL_OPTIONS, FetchBlockReply, HasBlocksReply, MAX_HAS_BLOCKS_IDS, blockPeerService } from './block-proto';
+import { BLOCK_CHANNEL_OPTIONS, FetchBlockReply, HasBlocksReply, MAX_HAS_BLOCKS_IDS, blockPeerService } from '../../proto/blocks-proto';
 import { BadBlockIdError, BlockStore, BlockTooLargeError, MAX_BLOCK_BYTES, blockIdOf, isBlockId } from './block-store';
 
 export const DEFAULT_KNOWN_HOLDERS_MAX = 100_000;

@@ -10,7 +10,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { blockPeerService } from './block-proto';
+import { blockPeerService } from '../../proto/blocks-proto';
 import { BlockPeerService, WaitApplied } from './block-peer-service';
 import { BlockStore } from './block-store';
 

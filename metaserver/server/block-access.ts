@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { RaftLogger } from '../../raft/node/node-logger';
 import { assembleBlocks } from '../blocks/assemble';
-import { blockPeerService } from '../blocks/block-proto';
+import { blockPeerService } from '../../proto/blocks-proto';
 import { BlockPeerService } from '../blocks/block-peer-service';
 import { BlockRepair } from '../blocks/block-repair';
 import { BlockReplicator } from '../blocks/block-replicator';

@@ -10,7 +10,7 @@
  */
 import { INLINE_LIMIT_BYTES } from '../rules/commit';
 import { Errno } from '../rules/errno';
-import { MAX_HAS_BLOCKS_IDS } from '../blocks/block-proto';
+import { MAX_HAS_BLOCKS_IDS } from '../../proto/blocks-proto';
 import { MAX_BLOCK_BYTES, blockIdOf } from '../blocks/block-store';
 import { MAX_BLOCK_IDS_PER_COMMAND } from '../state/block-refs';
 import { MAX_BLOCKS_PER_VERSION } from '../state/commands';
@@ -27,6 +27,8 @@ import { CallInfo, Handler, ServiceContext, attrOf, failureFields } from './serv
 
 
 const NO_COMMIT = { kind: '', version: 0, sizeBytes: 0, conflictVersion: 0, conflictCopy: 0, headVersion: 0 };
+/** Ids one PinBlocks may name (one log entry; a client batches the pins of the blocks it is about to store). */
+export const MAX_PIN_BLOCKS_IDS = 64;
 
 function versionInfoOf(info: StateVersionInfo): p.VersionInfo {
   return {
@@ -50,7 +52,7 @@ function inlineContentOf(info: { blocks?: string[] }, bytes: Uint8Array): Uint8A
   return info.blocks ? new Uint8Array() : bytes;
 }
 
-type FileMethods = 'Open' | 'Release' | 'CommitVersion' | 'RestoreVersion' | 'ReadFh' | 'GetVersion' | 'ListVersions' | 'GetConflictCopy' | 'PutBlock' | 'GetBlock' | 'HasBlocks';
+type FileMethods = 'Open' | 'Release' | 'CommitVersion' | 'RestoreVersion' | 'ReadFh' | 'GetVersion' | 'ListVersions' | 'GetConflictCopy' | 'PutBlock' | 'PinBlocks' | 'GetBlock' | 'HasBlocks';
 
 export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler<M> } {
   const q = ctx.machine.query;
@@ -168,6 +170,17 @@ export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler
       // Members store it once their state has applied the pin (the pin's entry is at or below this member's applied index now).
       await ctx.blocks.replicator.replicate(id, data, await ctx.machine.appliedIndex(), call.deadlineMs);
       return { errno: 0, message: '', sessionError: '', id };
+    },
+    PinBlocks: async (r, call) => {
+      requireHeader(r.header);
+      const ids = requireBlockIds('ids', r.ids, false, MAX_PIN_BLOCKS_IDS);
+      if (ids.length === 0) throw new RequestError('PinBlocks names no block');
+      const newBytes = requireUint('new_bytes', r.newBytes);
+      if (newBytes > ids.length * MAX_BLOCK_BYTES) throw new RequestError(`new_bytes ${newBytes} is more than ${ids.length} blocks can hold`);
+      const pinned = await ctx.mutate(r.header, { op: 'pinBlocks', ids, untilMs: Date.now() + ctx.blockPinTtlMs }, call, newBytes);
+      if (!pinned.ok) return { ...failureFields(pinned), appliedIndex: 0 };
+      // A member that applied this index knows the pins; StoreReplica waits for it, so a collection can never race the bytes.
+      return { errno: 0, message: '', sessionError: '', appliedIndex: await ctx.machine.appliedIndex() };
     },
     GetBlock: async (r, call) => {
       const [id] = requireBlockIds('id', [r.id], false, 1);

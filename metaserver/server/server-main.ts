@@ -14,6 +14,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
+import { widenServerFlowWindows } from '../../proto/flow-control';
 import { EXIT_BAD_CONFIG, EXIT_START_FAILED, Fail, announceReady, failWith, listenMetrics, startMember, stopOnSignals } from '../../raft/node/member-process';
 import { ServerConfigError } from '../../raft/node/server-config';
 import * as path from 'node:path';
@@ -94,6 +95,7 @@ async function run(config: MetaServerConfig): Promise<void> {
     dataDir: raftConfig.dataDir,
   });
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 1024 });
+  widenServerFlowWindows(server);
   server.addService(metaService, instrumentHandlers(service.implementation(), metrics));
   blocks.addTo(server);
   let clientPort: number;

@@ -7,8 +7,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
-import { MalformedRequest, unaryMethod } from '../../proto/grpc-method';
-import { protoPath } from '../../proto/proto-path';
+import { MalformedRequest, asBuffer, unaryMethod } from './grpc-method';
+import { protoPath } from './proto-path';
 
 /** HasBlocks asks about at most this many ids a call. */
 export const MAX_HAS_BLOCKS_IDS = 1024;
@@ -33,6 +33,24 @@ export const blockPeerService = {
 };
 
 export type BlockPeerMethod = keyof typeof blockPeerService;
+
+const storeReplicaRequestType = root.lookupType('handlefs.blocks.StoreReplicaRequest');
+
+/**
+ * A StoreReplica request encoded once, for a sender that stores the same block
+ * on several members: each send then hands grpc-js the same bytes instead of
+ * encoding (and allocating) the 1 MiB again.
+ */
+export function encodeStoreReplicaRequest(request: StoreReplicaRequest): Buffer {
+  return asBuffer(storeReplicaRequestType.encode(request).finish());
+}
+
+/** StoreReplica taking a request encoded by encodeStoreReplicaRequest (the wire is the same as blockPeerService.StoreReplica's). */
+export const storeReplicaEncoded: grpc.MethodDefinition<Buffer, StoreReplicaReply> = {
+  ...blockPeerService.StoreReplica,
+  requestSerialize: (encoded: Buffer) => encoded,
+  requestDeserialize: (bytes: Buffer) => bytes,
+} as grpc.MethodDefinition<Buffer, StoreReplicaReply>;
 
 /**
  * gRPC channel options for block traffic: a 1 MiB block plus framing must
