@@ -5,6 +5,7 @@
 import { CLIENT_COMMANDS, CLIENT_USAGE, runClientCommand } from '../client/cli/client-commands';
 import { runClusterCommand } from '../deploy/cluster-command';
 import { runHostsCommand } from '../deploy/netns/netns-command';
+import { OPS_COMMANDS, OPS_USAGE, runOpsCommand } from '../deploy/ops/ops-command';
 import { runMetaServer } from '../metaserver/server/server-main';
 
 const USAGE = `usage: handlefs <command> [options]
@@ -17,7 +18,7 @@ commands:
   cluster down [--data DIR]
         SIGTERM every member (a leader hands leadership over first) and wait for the exits
   cluster status [--data DIR] [--json]
-        each member's role, term, commit/applied index and leader; exits 0 only when healthy
+        the status table (as \`handlefs status\`) of this folder's members, with their pids; exits 0 only when healthy
   server --id ID --listen HOST:PORT --client-listen HOST:PORT --data DIR --peers ID=HOST:PORT,... [...]
         run one metadata server in the foreground (run it without flags to see them all)
   hosts up [--count 5] [--prefix hfs] [--bridge hfsbr0]
@@ -26,12 +27,13 @@ commands:
         remove them and anything a crashed run left
   hosts status [--json]
         each host's address, link state and process count; exits 0 only when all are up
-${CLIENT_USAGE}  help  show this text
+${OPS_USAGE}${CLIENT_USAGE}  help  show this text
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command !== undefined && CLIENT_COMMANDS.has(command)) return runClientCommand(command, rest);
+  if (command !== undefined && OPS_COMMANDS.has(command)) return runOpsCommand(command, rest);
   switch (command) {
     case 'cluster':
       return runClusterCommand(rest);

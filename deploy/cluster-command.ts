@@ -4,7 +4,8 @@
  * outlives the command. Everything lives in one folder (default
  * ./.handlefs-cluster): cluster.json (the layout, so `down`, `status` and a
  * later `up` find the same ports), mN/ (a member's data), mN.pid, mN.log.
- * Owns option parsing, pid files, the wait for a leader and the status table;
+ * Owns option parsing, pid files and the wait for a leader; the status table
+ * and health line are deploy/ops's (`handlefs status`) with a pid column;
  * the members' layout and command lines come from raft/node's ProcessCluster.
  * Must never signal a process it cannot prove is one of this folder's members
  * (the pid's command line must name the member's data folder).
@@ -16,6 +17,9 @@ import * as path from 'node:path';
 import type { MemberStatusJson } from '../raft/node/member-process';
 import { ProcessCluster, ProcessMember } from '../raft/node/process-cluster';
 import { metaServerMainPath } from '../metaserver/server/main-path';
+import type { StatusReply } from '../proto/admin-proto';
+import { AdminClient, Answer } from './ops/admin-client';
+import { clusterStatus, renderStatusTable } from './ops/cluster-status';
 
 const DEFAULT_DATA = '.handlefs-cluster';
 const DEFAULT_BASE_PORT = 7400;
@@ -308,6 +312,15 @@ interface MemberReport {
   status: MemberStatusJson | null;
 }
 
+/** The admin Status of a member in the shape /status has (MemberStatusJson), for scripts written against either. */
+function statusJsonOf(reply: StatusReply): MemberStatusJson {
+  return {
+    id: reply.id, role: reply.role, term: reply.term, leaderId: reply.leaderId, leaderAddress: reply.members.find((m) => m.id === reply.leaderId)?.peerAddress ?? '',
+    members: reply.members.map((m) => ({ id: m.id, address: m.peerAddress, role: m.role })), commitIndex: reply.commitIndex, appliedIndex: reply.appliedIndex, pid: reply.pid,
+  };
+}
+
+/** `handlefs status` (deploy/ops) over this folder's members, with each one's pid beside it. */
 async function status(options: ClusterOptions): Promise<number> {
   const saved = readLayout(options.dataRoot);
   if (!saved) {
@@ -316,34 +329,28 @@ async function status(options: ClusterOptions): Promise<number> {
   }
   const cluster = await clusterOf(options.dataRoot, resolveLayout(options, saved), false);
   const running = runningMembers(options.dataRoot, cluster);
-  const reports: MemberReport[] = await Promise.all(cluster.members.map(async (m) => ({
+  const client = new AdminClient(cluster.members.map((m) => m.clientAddress));
+  let answers: Answer[];
+  try {
+    answers = await client.sweep();
+  } finally {
+    client.close();
+  }
+  const report = clusterStatus(answers);
+  const reports: MemberReport[] = cluster.members.map((m, i) => ({
     id: m.id,
     pid: running.get(m.id) ?? null,
     raftAddress: m.raftAddress,
     clientAddress: m.clientAddress,
     httpAddress: m.httpAddress!,
-    status: running.has(m.id) ? (await memberStatus(m)) ?? null : null,
-  })));
-  const answering = reports.filter((r) => r.status);
-  const leaders = new Set(answering.map((r) => r.status!.leaderId));
-  const leaderId = leaders.size === 1 ? [...leaders][0] : '';
-  const healthy = answering.length === reports.length && leaderId !== '';
-  const quorum = Math.floor(reports.length / 2) + 1;
-  const health = healthy
-    ? `healthy: ${answering.length}/${reports.length} members answer, leader ${leaderId}`
-    : answering.length === 0
-      ? `down: no member answers (${running.size}/${reports.length} running)`
-      : `degraded: ${answering.length}/${reports.length} members answer${answering.length < quorum ? ' (no quorum)' : ''}, leader ${leaderId || (leaders.size > 1 ? 'disputed' : 'unknown')}`;
+    status: answers[i].status ? statusJsonOf(answers[i].status!) : null,
+  }));
+  if (answers.every((x) => !x.status)) report.summary = `down: no member answers (${running.size}/${reports.length} running)`;
+  const healthy = report.health === 'healthy';
   if (options.json) {
-    process.stdout.write(JSON.stringify({ dataRoot: options.dataRoot, healthy, leaderId, summary: health, members: reports }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ dataRoot: options.dataRoot, healthy, health: report.health, leaderId: report.leaderId, summary: report.summary, members: reports, rows: report.members }, null, 2) + '\n');
   } else {
-    const header = ['id', 'client address', 'pid', 'role', 'term', 'commit/applied', 'leader'];
-    const rows = reports.map((r) => [r.id, r.clientAddress, r.pid === null ? '-' : String(r.pid),
-      r.status?.role ?? (r.pid === null ? 'down' : 'no answer'), r.status ? String(r.status.term) : '-',
-      r.status ? `${r.status.commitIndex}/${r.status.appliedIndex}` : '-', r.status ? r.status.leaderId || '-' : '-']);
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
-    process.stdout.write([line(header), ...rows.map(line), health].join('\n') + '\n');
+    process.stdout.write(renderStatusTable(report, { header: 'pid', cell: (row) => String(reports.find((r) => r.id === row.id)?.pid ?? '-') }));
   }
   return healthy ? 0 : 1;
 }

@@ -27,6 +27,8 @@ import { MetaMetrics, instrumentHandlers } from './meta-metrics';
 import { MetaServerConfig, parseMetaServerArgs } from './meta-server-config';
 import { metaService } from '../../proto/meta-proto';
 import { MetaService } from './meta-service';
+import { adminService } from '../../proto/admin-proto';
+import { AdminService } from './admin-service';
 
 /** A call without a deadline waits this long for the cluster; a client's deadline is honoured up to MAX_REQUEST_TIMEOUT_MS. */
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -98,6 +100,7 @@ async function run(config: MetaServerConfig): Promise<void> {
   widenServerFlowWindows(server);
   server.addService(metaService, instrumentHandlers(service.implementation(), metrics));
   blocks.addTo(server);
+  server.addService(adminService, new AdminService(node, { clientAddresses: config.clientAddresses, requestTimeoutMs: REQUEST_TIMEOUT_MS, logger }).implementation());
   let clientPort: number;
   try {
     clientPort = await new Promise<number>((resolve, reject) => {

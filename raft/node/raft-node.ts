@@ -39,6 +39,27 @@ const MAX_PENDING_TRANSFERS = 16;
 const MAX_APPLY_BACKLOG_TASKS = 8;
 /** Messages the core refuses are logged as one summary at most this often. */
 const DROP_LOG_INTERVAL_MS = 10_000;
+/** Senders whose last message time is kept (members are at most 64; a few more for joiners and removed members). */
+const MAX_TRACKED_PEERS = 128;
+/** Callers of snapshotNow() waiting at once. */
+const MAX_SNAPSHOT_WAITERS = 16;
+
+/** When this member last heard from a peer (for operators: a follower's "last contact" as its leader sees it). */
+export interface PeerContact {
+  id: NodeId;
+  /** Milliseconds since a message from the peer arrived; undefined when none arrived since this node started. */
+  lastContactAgoMs: number | undefined;
+}
+
+/** Where a snapshot taken on request landed. */
+export interface TakenSnapshot {
+  index: number;
+  term: number;
+  /** The log is kept from compactIndex + 1 on. */
+  compactIndex: number;
+  /** False when the state machine had applied nothing since the last snapshot, so none was taken. */
+  taken: boolean;
+}
 
 /** Up to a tenth of the threshold. */
 function randomSnapshotJitter(thresholdEntries: number): number {
@@ -100,6 +121,12 @@ export class RaftNode {
   /** Core drops not yet logged, by reason, and when they were last logged. */
   private dropsSinceLog: Record<string, number> = {};
   private dropsLoggedAtMs = -Infinity;
+  /** Peer id → performance.now() of its last message (bounded by MAX_TRACKED_PEERS). */
+  private readonly lastHeardAtMs = new Map<NodeId, number>();
+  /** snapshotNow() callers waiting for the local snapshot in progress to be saved. */
+  private snapshotWaiters: Array<{ resolve: (taken: TakenSnapshot) => void; reject: (error: Error) => void }> = [];
+  /** Set by snapshotNow(): take a local snapshot at the next chance whatever the threshold says. */
+  private snapshotRequested = false;
 
   private constructor(
     private readonly core: RaftCore,
@@ -264,6 +291,34 @@ export class RaftNode {
     };
   }
 
+  /** How long ago each peer of the current membership was last heard from (a leader hears every follower each heartbeat). */
+  peerContacts(): PeerContact[] {
+    const now = performance.now();
+    return this.membership.members.filter((m) => m.id !== this.id).map((m) => {
+      const at = this.lastHeardAtMs.get(m.id);
+      return { id: m.id, lastContactAgoMs: at === undefined ? undefined : Math.max(0, Math.round(now - at)) };
+    });
+  }
+
+  /**
+   * Takes a local snapshot now (whatever the threshold) and compacts the log
+   * behind it as the automatic ones do; resolves once it is saved. With
+   * nothing applied since the last snapshot it resolves at once (taken: false).
+   */
+  snapshotNow(): Promise<TakenSnapshot> {
+    this.throwIfStopped();
+    if (this.snapshotWaiters.length >= MAX_SNAPSHOT_WAITERS) return Promise.reject(new NodeOverloadedError('snapshot requests', this.snapshotWaiters.length));
+    if (!this.localSnapshotInProgress && this.applier.appliedIndex <= this.lastSnapshotIndex) {
+      const index = this.lastSnapshotIndex;
+      return Promise.resolve({ index, term: this.cachedSnapshot?.metadata.index === index ? this.cachedSnapshot.metadata.term : 0, compactIndex: Math.max(0, index - this.snapshotTrailingEntries), taken: false });
+    }
+    const waiting = new Promise<TakenSnapshot>((resolve, reject) => this.snapshotWaiters.push({ resolve, reject }));
+    // One in progress already covers most of what is applied; the request makes the next one start right after it.
+    this.snapshotRequested = true;
+    this.maybeStartLocalSnapshot();
+    return waiting;
+  }
+
   get metricsRegistry(): Registry {
     return this.metrics.registry;
   }
@@ -305,6 +360,7 @@ export class RaftNode {
 
   private onMessage(message: Message): void {
     if (this.stopped) return;
+    if (this.lastHeardAtMs.has(message.from) || this.lastHeardAtMs.size < MAX_TRACKED_PEERS) this.lastHeardAtMs.set(message.from, performance.now());
     this.guard(() => {
       this.core.step(message);
       this.scheduleLoop();
@@ -395,6 +451,7 @@ export class RaftNode {
       // Before sending, so messages to a member added by this Ready have a connection to go to.
       this.membership = ready.membership;
       this.transport.setPeers(this.peersOf(ready.membership));
+      for (const id of [...this.lastHeardAtMs.keys()]) if (!ready.membership.members.some((m) => m.id === id)) this.lastHeardAtMs.delete(id);
     }
     if (ready.softState) this.onSoftState(ready.softState);
     if (ready.messages.length > 0) this.send(ready.messages);
@@ -404,6 +461,7 @@ export class RaftNode {
       if (this.localSnapshotToSave) this.logger.info('dropping a local snapshot overtaken by one from the leader', { index: this.localSnapshotToSave.metadata.index });
       this.localSnapshotToSave = undefined;
       this.localSnapshotInProgress = false;
+      this.settleSnapshotWaiters(undefined, new Error('a snapshot from the leader replaced the local one in progress; ask again'));
     }
 
     // Committed entries already durable here (always so on a leader) apply while this Ready is written. Not when
@@ -490,8 +548,10 @@ export class RaftNode {
    */
   private maybeStartLocalSnapshot(): void {
     if (this.localSnapshotInProgress || this.stopped) return;
-    if (this.applier.appliedIndex - this.lastSnapshotIndex < this.snapshotThresholdEntries + this.snapshotJitterEntries) return;
+    const dueEntries = this.snapshotRequested ? 1 : this.snapshotThresholdEntries + this.snapshotJitterEntries;
+    if (this.applier.appliedIndex - this.lastSnapshotIndex < dueEntries) return;
     this.localSnapshotInProgress = true;
+    this.snapshotRequested = false;
     this.applier.enqueueQuiet(async (applied) => {
       const startedAtMs = performance.now();
       const { index, data } = await this.stateMachine.snapshot();
@@ -523,6 +583,12 @@ export class RaftNode {
     this.localSnapshotToSave = undefined;
     this.localSnapshotInProgress = false;
     this.snapshotJitterEntries = randomSnapshotJitter(this.snapshotThresholdEntries);
+    // A request that arrived while this snapshot was being read, with entries applied since, waits for the next one.
+    if (this.snapshotRequested && this.applier.appliedIndex > metadata.index) this.maybeStartLocalSnapshot();
+    else {
+      this.snapshotRequested = false;
+      this.settleSnapshotWaiters({ index: metadata.index, term: metadata.term, compactIndex, taken: true });
+    }
     const saveMs = performance.now() - startedAtMs;
     this.metrics.localSnapshots.inc();
     this.metrics.localSnapshotSeconds.observe((this.localSnapshotReadMs + saveMs) / 1000);
@@ -571,6 +637,17 @@ export class RaftNode {
     for (let i = 0; i < proposals; i++) this.metrics.proposalFailed('stopped');
     this.reads.rejectAll(error);
     this.transfers.rejectAll(error);
+    this.settleSnapshotWaiters(undefined, error);
+  }
+
+  private settleSnapshotWaiters(taken: TakenSnapshot | undefined, error?: Error): void {
+    const waiters = this.snapshotWaiters;
+    this.snapshotWaiters = [];
+    if (error) this.snapshotRequested = false;
+    for (const waiter of waiters) {
+      if (taken) waiter.resolve(taken);
+      else waiter.reject(error ?? new Error('invariant: a snapshot waiter settled with neither a snapshot nor an error'));
+    }
   }
 
   private throwIfStopped(): void {
