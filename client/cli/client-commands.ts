@@ -11,10 +11,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MetaClient, MetaError } from '../sdk';
-import { findMounts, forceUnmount, isMounted, isStale, mountProcessesOf, startDaemonMount, startMount } from '../fuse/mount-control';
+import { STOP_LIMIT_MS, findMounts, forceUnmount, isMounted, isStale, mountProcessesOf, startDaemonMount, startMount } from '../fuse/mount-control';
 
 export const CLIENT_USAGE = `  mount <dir> --servers HOST:PORT,... [--foreground] [--policy lww|reject] [--read-only] [--allow-other]
-        [--attr-timeout-s 1] [--entry-timeout-s 1] [--deadline-ms 30000] [--log FILE]
+        [--attr-timeout-s 1] [--entry-timeout-s 1] [--deadline-ms 30000] [--cache-size-mib 256]
+        [--metrics-address HOST:PORT] [--log FILE]
         mount the cluster on <dir> (a background daemon unless --foreground; a stale mount there is cleaned)
   umount <dir>
         flush and release what the mount holds, close its session and unmount (a stale mount is cleaned)
@@ -28,7 +29,7 @@ export const CLIENT_USAGE = `  mount <dir> --servers HOST:PORT,... [--foreground
   versions, cat and restore take --deadline-ms (default 30000).
 `;
 
-const UMOUNT_WAIT_MS = 35_000;
+const UMOUNT_WAIT_MS = STOP_LIMIT_MS;
 const POLL_MS = 100;
 
 class UsageError extends Error {}
@@ -83,14 +84,14 @@ function defaultLogFile(dir: string): string {
 }
 
 async function mountCommand(argv: readonly string[]): Promise<number> {
-  const parsed = parse(argv, ['--servers', '--foreground', '--policy', '--read-only', '--allow-other', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--log']);
+  const parsed = parse(argv, ['--servers', '--foreground', '--policy', '--read-only', '--allow-other', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--cache-size-mib', '--metrics-address', '--log']);
   const [dir, extra] = parsed.positional;
   if (!dir || extra !== undefined) throw new UsageError('mount takes one directory');
   const servers = stringFlag(parsed, '--servers');
   if (!servers) throw new UsageError('--servers HOST:PORT,... is required');
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
   const args = ['--servers', servers];
-  for (const flag of ['--policy', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms']) {
+  for (const flag of ['--policy', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--cache-size-mib', '--metrics-address']) {
     const value = stringFlag(parsed, flag);
     if (value !== undefined) args.push(flag, value);
   }

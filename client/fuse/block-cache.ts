@@ -12,6 +12,11 @@ export class BlockCache {
     if (!(maxBytes > 0)) throw new Error(`block cache size ${maxBytes}`);
   }
 
+  /** Bytes of block contents held now. */
+  get sizeBytes(): number {
+    return this.bytes;
+  }
+
   get(id: string): Promise<Uint8Array> {
     const cached = this.blocks.get(id);
     if (cached) {

@@ -141,3 +141,38 @@ describe('two FUSE mounts of a 3-member cluster', () => {
     expect(await fsp.readFile(path.join(b, 'held-open.txt'), 'utf8')).toBe('written, never closed');
   }, 60_000);
 });
+
+describe('a mount\'s metrics (--metrics-address)', () => {
+  it('counts requests by op and answer, and a refused commit by its errno, on GET /metrics', async () => {
+    const dir = await mount('metered', ['--policy', 'reject', '--metrics-address', '127.0.0.1:0']);
+    const running = mounts.find((m) => m.dir === dir)!.m!;
+    const address = String(running.ready.metrics);
+    expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
+    await fsp.writeFile(path.join(dir, 'counted'), 'one');
+    await expect(fsp.stat(path.join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // Two descriptors based on the same version: under reject the second close is refused (EBUSY).
+    const first = await fsp.open(path.join(dir, 'counted'), 'r+');
+    const second = await fsp.open(path.join(dir, 'counted'), 'r+');
+    await first.write('AAA', 0);
+    await second.write('BBB', 0);
+    await first.close();
+    await expect(second.close()).rejects.toMatchObject({ code: 'EBUSY' });
+    const text = await (await fetch(`http://${address}/metrics`)).text();
+    const value = (pattern: RegExp): number => Number(text.match(pattern)?.[1] ?? NaN);
+    expect(value(/^handlefs_mount_requests_total\{op="create",result="ok"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^handlefs_mount_requests_total\{op="getattr",result="ENOENT"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^handlefs_mount_requests_total\{op="flush",result="EBUSY"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^handlefs_mount_commit_failures_total\{errno="EBUSY"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^handlefs_mount_request_duration_seconds_count\{op="create"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^handlefs_mount_dirty_bytes (\d+)/m)).toBe(0);
+    expect(text).toMatch(/^handlefs_mount_block_cache_bytes \d+/m);
+    expect(text).toMatch(/^handlefs_mount_open_files \d+/m);
+  }, 60_000);
+
+  it('refuses a malformed --metrics-address before mounting anything', async () => {
+    const dir = path.join(base, 'bad-metrics');
+    fs.mkdirSync(dir);
+    await expect(startMount(dir, ['--servers', cluster.members.map((m) => m.clientAddress).join(','), '--metrics-address', 'nowhere'])).rejects.toThrow(/--metrics-address must be HOST:PORT/);
+    expect(await isMounted(dir)).toBe(false);
+  }, 30_000);
+});

@@ -35,8 +35,6 @@ export interface OpenFile {
   buffer?: WriteBuffer;
   /** When each sealed block was uploaded, to pin it again before a late commit. */
   sealedAtMs: Map<string, number>;
-  /** The last commit failed: flush/fsync/close report it once. */
-  failure?: unknown;
   /** An fh on a version under /.versions: read-only, no fh on the servers. */
   versionView?: boolean;
   /** Full blocks uploading in the background (block index → the upload); a block is sealed when its upload ends. */
@@ -45,6 +43,11 @@ export interface OpenFile {
 
 export class FileContent {
   constructor(private readonly sdk: MetaClient, private readonly blockCache: BlockCache, private readonly policy: Policy) {}
+
+  /** Bytes the block cache holds now. */
+  get cachedBytes(): number {
+    return this.blockCache.sizeBytes;
+  }
 
   bufferOf(file: OpenFile): WriteBuffer {
     file.buffer ??= new WriteBuffer(file.baseSizeBytes, BLOCK_SIZE_BYTES, MAX_DIRTY_BYTES_PER_FH);

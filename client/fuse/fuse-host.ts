@@ -29,6 +29,8 @@ export interface FuseHostOptions {
   maxOpenFiles: number;
   fsName: string;
   log: (line: string) => void;
+  /** Called once per answered request: its op, 'ok' or the errno name, and its time in seconds (metrics). */
+  observe?: (op: string, result: string, seconds: number) => void;
 }
 
 export const DEFAULT_HOST_OPTIONS: Omit<FuseHostOptions, 'log'> = {
@@ -49,6 +51,11 @@ const UINT32_MAX = 0xffff_ffff;
 const TWO_POW_32 = 4_294_967_296;
 const MAX_KERNEL_FH = 0x7fff_ffff;
 const E = osConstants.errno;
+const ERRNO_NAMES = new Map(Object.entries(E).map(([name, value]) => [value, name]));
+
+function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+}
 
 /** The -o string handed to libfuse unchanged. default_permissions stays OFF: the backend checks with ctx. */
 export function buildFuseOptionString(o: Omit<FuseHostOptions, 'log'>): string {
@@ -205,11 +212,20 @@ export function createFuseHost<Fh>(loaded: LoadedFuseNative, mountpoint: string,
     const ctx = currentCaller;
     stats.ops[op] = (stats.ops[op] ?? 0) + 1;
     stats.lastCallerByOp[op] = ctx;
+    const observe = options.observe;
+    const startedAt = observe ? performance.now() : 0;
+    const failAndObserve = observe ? (neg: number): void => {
+      fail(neg);
+      observe(op, errnoName(-neg), (performance.now() - startedAt) / 1000);
+    } : fail;
     let promise: Promise<T>;
     try { promise = work(ctx); } catch (e) { promise = Promise.reject(e); }
     promise.then((v) => {
-      try { answer(v); } catch (e) { fail(errnoFor(op, p, e)); }
-    }, (e: unknown) => fail(errnoFor(op, p, e)));
+      try {
+        answer(v);
+        observe?.(op, 'ok', (performance.now() - startedAt) / 1000);
+      } catch (e) { failAndObserve(errnoFor(op, p, e)); }
+    }, (e: unknown) => failAndObserve(errnoFor(op, p, e)));
   }
   const plain = (signal: Signal) => (neg: number): void => signal(neg);
   const ok = (signal: Signal) => (): void => signal(0);

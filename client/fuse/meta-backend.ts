@@ -39,6 +39,8 @@ export interface MetaBackendOptions {
   /** Memory for block contents this mount read or wrote (default 256 MiB). */
   blockCacheBytes?: number;
   log?: (line: string) => void;
+  /** Called with the errno name of every failed commit (flush, fsync, close, release): for the mount's metrics. */
+  onCommitFailure?: (errno: string) => void;
 }
 
 const DEFAULT_BLOCK_CACHE_BYTES = 256 * 1024 * 1024;
@@ -361,6 +363,7 @@ export class MetaBackend implements FileSystemBackend<number> {
         await this.sdk.release(file.serverFh);
       }
     } catch (error) {
+      this.options.onCommitFailure?.(errnoCodeOf(error));
       // close(2) already returned (flush reported what it could); the fh goes with the session at the latest.
       this.log(`release of fh ${file.serverFh} (handle ${file.handle}) failed: ${(error as Error).message}`);
       await this.sdk.release(file.serverFh).catch(() => {});
@@ -369,17 +372,22 @@ export class MetaBackend implements FileSystemBackend<number> {
 
   /** Commits a dirty buffer; a failure is reported here once and the buffer dropped (its bytes are in a conflict copy or lost to a refused commit: the error says which). */
   private async commitOrReport(file: OpenFile, release: boolean): Promise<void> {
-    if (file.failure !== undefined) {
-      const failure = file.failure;
-      file.failure = undefined;
-      throw failure;
-    }
     if (!file.buffer?.dirty) return;
     try {
       await this.content.commit(file, release);
+    } catch (error) {
+      this.options.onCommitFailure?.(errnoCodeOf(error));
+      throw error;
     } finally {
       this.attrsChanged();
     }
+  }
+
+  /** What the mount holds in memory now (its metrics' gauges). */
+  gauges(): { dirtyBytes: number; blockCacheBytes: number; openFiles: number } {
+    let dirtyBytes = 0;
+    for (const file of this.files.values()) dirtyBytes += file.buffer?.heldBytes ?? 0;
+    return { dirtyBytes, blockCacheBytes: this.content.cachedBytes, openFiles: this.files.size };
   }
 
   async truncate(ctx: CallerContext, path: string, sizeBytes: number): Promise<void> {
@@ -564,4 +572,10 @@ export class MetaBackend implements FileSystemBackend<number> {
     }
     await this.sdk.close();
   }
+}
+
+/** An error's errno name (MetaError and FsError carry one), else EIO. */
+function errnoCodeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : 'EIO';
 }

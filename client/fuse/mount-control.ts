@@ -14,7 +14,10 @@ import { fuseNativePaths, mountProcessEnv } from './fuse-loader';
 import type { HostStats } from './fuse-host';
 
 const READY_LIMIT_MS = 15_000;
-const STOP_LIMIT_MS = 10_000;
+/** The mount process's own limit for committing what applications still hold open and closing its session. */
+export const MOUNT_SHUTDOWN_LIMIT_MS = 30_000;
+/** A stopping mount gets its whole shutdown before SIGKILL: killing it earlier loses the writes it was committing. */
+export const STOP_LIMIT_MS = MOUNT_SHUTDOWN_LIMIT_MS + 5_000;
 const STATS_LIMIT_MS = 5_000;
 const COMMAND_LIMIT_MS = 5_000;
 const DAEMON_POLL_MS = 100;

@@ -12,11 +12,12 @@ import { FileSystemBackend } from './filesystem';
 import { loadFuseNative } from './fuse-loader';
 import { DEFAULT_HOST_OPTIONS, FuseHostOptions, createFuseHost } from './fuse-host';
 import { MemoryBackend } from './memory-backend';
+import { MOUNT_SHUTDOWN_LIMIT_MS } from './mount-control';
+import { MountGauges, MountMetrics } from './mount-metrics';
 import { MetaBackend } from './meta-backend';
 import { MetaClient } from '../sdk';
 import type { Policy } from '../sdk';
 
-const SHUTDOWN_LIMIT_MS = 30_000;
 
 export interface MountArgs {
   mountpoint: string;
@@ -25,11 +26,21 @@ export interface MountArgs {
   servers: string[];
   policy: Policy;
   deadlineMs: number;
+  /** Memory for block contents (the mount's read and write cache). */
+  cacheSizeBytes: number;
+  /** HOST:PORT for GET /metrics, or undefined for none. */
+  metricsAddress?: string;
   host: Omit<FuseHostOptions, 'log'>;
 }
 
+const DEFAULT_CACHE_SIZE_MIB = 256;
+/** The cache must hold a few whole 1 MiB blocks to read ahead at all; beyond 64 GiB is a typo. */
+const CACHE_SIZE_MIB_MIN = 8;
+const CACHE_SIZE_MIB_MAX = 65_536;
+
 const USAGE = 'usage: mount-process <dir> (--servers HOST:PORT,... | --backend memory) [--policy lww|reject] [--deadline-ms 30000] ' +
-  '[--attr-timeout-s S] [--entry-timeout-s S] [--negative-timeout-s S] [--allow-other] [--read-only] [--op-timeout-ms MS]';
+  '[--attr-timeout-s S] [--entry-timeout-s S] [--negative-timeout-s S] [--allow-other] [--read-only] [--op-timeout-ms MS] ' +
+  '[--cache-size-mib 256] [--metrics-address HOST:PORT]';
 
 /** Parses argv (after the script name). Throws a message naming the bad argument. */
 export function parseMountArgs(argv: readonly string[]): MountArgs {
@@ -41,6 +52,8 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
   let servers: string[] = [];
   let policy: Policy = 'lww';
   let deadlineMs = 30_000;
+  let cacheSizeMib = DEFAULT_CACHE_SIZE_MIB;
+  let metricsAddress: string | undefined;
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`${flag} needs a non-negative number, got ${v}`);
@@ -62,6 +75,13 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
       case '--entry-timeout-s': host.entryTimeoutS = num(flag, rest.shift()); break;
       case '--negative-timeout-s': host.negativeTimeoutS = num(flag, rest.shift()); break;
       case '--op-timeout-ms': host.opTimeoutMs = num(flag, rest.shift()); break;
+      case '--cache-size-mib': cacheSizeMib = num(flag, rest.shift()); break;
+      case '--metrics-address': {
+        const value = rest.shift() ?? '';
+        if (!/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/.test(value)) throw new Error(`--metrics-address must be HOST:PORT, got ${JSON.stringify(value)}`);
+        metricsAddress = value;
+        break;
+      }
       case '--allow-other': host.allowOther = true; break;
       case '--read-only': host.readOnly = true; break;
       default: throw new Error(`unknown argument ${flag}`);
@@ -71,11 +91,20 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
   if (backend !== 'memory' && backend !== 'cluster') throw new Error(`--backend must be cluster or memory, got ${backend}`);
   if (backend === 'cluster' && servers.length === 0) throw new Error(`--servers HOST:PORT,... is required\n${USAGE}`);
   if (!(deadlineMs >= 100)) throw new Error(`--deadline-ms must be at least 100, got ${deadlineMs}`);
-  return { mountpoint: path.resolve(dir), backend, servers, policy, deadlineMs, host };
+  if (!Number.isInteger(cacheSizeMib) || cacheSizeMib < CACHE_SIZE_MIB_MIN || cacheSizeMib > CACHE_SIZE_MIB_MAX) {
+    throw new Error(`--cache-size-mib must be an integer from ${CACHE_SIZE_MIB_MIN} to ${CACHE_SIZE_MIB_MAX}, got ${cacheSizeMib}`);
+  }
+  return { mountpoint: path.resolve(dir), backend, servers, policy, deadlineMs, cacheSizeBytes: cacheSizeMib * 1024 * 1024, metricsAddress, host };
 }
 
 function emit(event: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(event) + '\n');
+}
+
+/** The HOST:PORT a metrics server listens on (the real port when 0 was asked). */
+function addressOf(server: import('node:http').Server): string {
+  const bound = server.address();
+  return typeof bound === 'object' && bound !== null ? `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` : String(bound);
 }
 
 function log(line: string): void {
@@ -86,21 +115,31 @@ async function main(): Promise<void> {
   process.stdout.on('error', () => undefined); // a parent that went away must not crash the mount
   const args = parseMountArgs(process.argv.slice(2));
   const loaded = loadFuseNative();
-  const backend: FileSystemBackend<number> = args.backend === 'memory'
-    ? new MemoryBackend()
-    : new MetaBackend(
-      await MetaClient.connect({ servers: args.servers, deadlineMs: args.deadlineMs, clientName: `mount ${args.mountpoint} pid ${process.pid}`, logger: { info: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m), warn: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m) } }),
-      { policy: args.policy, readOnly: args.host.readOnly, entryCacheMs: args.host.entryTimeoutS * 1000, log },
-    );
-  const host = createFuseHost(loaded, args.mountpoint, backend, { ...args.host, log });
+  let gauges = (): MountGauges => ({ dirtyBytes: 0, blockCacheBytes: 0, openFiles: 0 });
+  const metrics = args.metricsAddress !== undefined ? new MountMetrics(() => gauges()) : undefined;
+  let backend: FileSystemBackend<number>;
+  if (args.backend === 'memory') {
+    backend = new MemoryBackend();
+  } else {
+    const sdk = await MetaClient.connect({ servers: args.servers, deadlineMs: args.deadlineMs, clientName: `mount ${args.mountpoint} pid ${process.pid}`, logger: { info: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m), warn: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m) } });
+    const meta = new MetaBackend(sdk, {
+      policy: args.policy, readOnly: args.host.readOnly, entryCacheMs: args.host.entryTimeoutS * 1000, blockCacheBytes: args.cacheSizeBytes, log,
+      onCommitFailure: metrics ? (errno) => metrics.commitFailed(errno) : undefined,
+    });
+    gauges = () => meta.gauges();
+    backend = meta;
+  }
+  const host = createFuseHost(loaded, args.mountpoint, backend, { ...args.host, log, observe: metrics ? (op, result, seconds) => metrics.observeRequest(op, result, seconds) : undefined });
+  const metricsServer = metrics && args.metricsAddress !== undefined ? await metrics.listen(args.metricsAddress) : undefined;
 
   let stopping = false;
   const stop = async (why: string, code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    metricsServer?.close();
     const detached = host.detach();
     if (detached !== 0) log(`umount2(${args.mountpoint}) failed: errno ${-detached} (not root? run: fusermount -u ${args.mountpoint})`);
-    const limit = setTimeout(() => { log('backend shutdown exceeded its limit'); process.exit(1); }, SHUTDOWN_LIMIT_MS);
+    const limit = setTimeout(() => { log('backend shutdown exceeded its limit'); process.exit(1); }, MOUNT_SHUTDOWN_LIMIT_MS);
     try {
       await backend.shutdown();
     } catch (e) {
@@ -119,7 +158,7 @@ async function main(): Promise<void> {
 
   await host.mount();
   emit({ event: 'ready', pid: process.pid, mountpoint: args.mountpoint, backend: args.backend,
-    libfuse: loaded.libfuseLoadedFrom, options: args.host });
+    libfuse: loaded.libfuseLoadedFrom, options: args.host, metrics: metricsServer ? addressOf(metricsServer) : undefined });
 }
 
 if (require.main === module) {

@@ -79,12 +79,12 @@ describe('mount.handlefs, called the way mount(8) calls it', () => {
     expect(await mountProcessesOf(mnt)).toHaveLength(0);
   }, 60_000);
 
-  it('turns ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000 into a read-only mount that still reads', async () => {
-    const mounted = await run(HELPER, [servers, mntReadOnly, '-o', `ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,log=${path.join(base, 'mount-ro.log')}`]);
+  it('turns ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,cache_size_mib=64,metrics_address=… into a read-only mount that still reads', async () => {
+    const mounted = await run(HELPER, [servers, mntReadOnly, '-o', `ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,cache_size_mib=64,metrics_address=127.0.0.1:0,log=${path.join(base, 'mount-ro.log')}`]);
     expect(mounted).toMatchObject({ code: 0 });
     const [pid] = await mountProcessesOf(mntReadOnly);
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    expect(argv).toEqual(expect.arrayContaining(['--read-only', '--allow-other', '--policy', 'reject', '--entry-timeout-s', '0', '--deadline-ms', '5000']));
+    expect(argv).toEqual(expect.arrayContaining(['--read-only', '--allow-other', '--policy', 'reject', '--entry-timeout-s', '0', '--deadline-ms', '5000', '--cache-size-mib', '64', '--metrics-address', '127.0.0.1:0']));
     expect(fs.readFileSync('/proc/self/mounts', 'utf8')).toMatch(new RegExp(`${mntReadOnly} fuse\\S* ro,`));
 
     expect(await run('cat', [path.join(mntReadOnly, 'hello.txt')])).toMatchObject({ code: 0, stdout: 'written through the helper\n' });
