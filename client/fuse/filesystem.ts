@@ -94,18 +94,21 @@ export interface FileSystemBackend<Fh> {
   readlink(ctx: CallerContext, path: string): Promise<string>;
   mknod(ctx: CallerContext, path: string, mode: number, rdev: number): Promise<void>;
 
-  chmod(ctx: CallerContext, path: string, mode: number): Promise<void>;
+  // The attribute calls take `openFh` when the path is no longer the file's: libfuse renamed a file
+  // unlinked while open to .fuse_hidden*, and fchmod/fchown/futimens/f*xattr reach it through that
+  // name. The backend then acts on the file that fh holds open.
+  chmod(ctx: CallerContext, path: string, mode: number, openFh?: Fh): Promise<void>;
   /** -1 means "leave unchanged" (chown(2) semantics). */
-  chown(ctx: CallerContext, path: string, uid: number, gid: number): Promise<void>;
+  chown(ctx: CallerContext, path: string, uid: number, gid: number, openFh?: Fh): Promise<void>;
   /** null = UTIME_OMIT (leave unchanged); 'now' = UTIME_NOW (utimensat lets anyone who may write set it). */
-  utimens(ctx: CallerContext, path: string, atimeMs: TimeArg, mtimeMs: TimeArg): Promise<void>;
+  utimens(ctx: CallerContext, path: string, atimeMs: TimeArg, mtimeMs: TimeArg, openFh?: Fh): Promise<void>;
 
   /** flags: XATTR_CREATE (1) / XATTR_REPLACE (2). */
-  setxattr(ctx: CallerContext, path: string, name: string, value: Buffer, flags: number): Promise<void>;
+  setxattr(ctx: CallerContext, path: string, name: string, value: Buffer, flags: number, openFh?: Fh): Promise<void>;
   /** Throw ENODATA when the attribute is absent. */
-  getxattr(ctx: CallerContext, path: string, name: string): Promise<Buffer>;
-  listxattr(ctx: CallerContext, path: string): Promise<string[]>;
-  removexattr(ctx: CallerContext, path: string, name: string): Promise<void>;
+  getxattr(ctx: CallerContext, path: string, name: string, openFh?: Fh): Promise<Buffer>;
+  listxattr(ctx: CallerContext, path: string, openFh?: Fh): Promise<string[]>;
+  removexattr(ctx: CallerContext, path: string, name: string, openFh?: Fh): Promise<void>;
 
   /** Called once on SIGTERM/SIGINT after the kernel mount is detached: flush, release, close sessions. */
   shutdown(): Promise<void>;

@@ -243,6 +243,13 @@ export function createFuseHost<Fh>(loaded: LoadedFuseNative, mountpoint: string,
   const noHidden = (p: string): void => {
     if (hidden.has(p)) throw Object.assign(new Error(`${p} was unlinked`), { errno: E.ENOENT });
   };
+  /** For a .fuse_hidden* name: the fh that holds the unlinked file open (the backend acts through it); else undefined. */
+  const openFhOfHidden = (p: string): Fh | undefined => {
+    if (!hidden.has(p)) return undefined;
+    const e = anyOpenFh(p);
+    if (!e) throw Object.assign(new Error(`${p} was unlinked and is open no more`), { errno: E.ENOENT });
+    return e.fh;
+  };
 
   const Base = loaded.Fuse as unknown as new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>) => {
     mount(cb: (err: Error | null) => void): void;
@@ -411,22 +418,22 @@ export function createFuseHost<Fh>(loaded: LoadedFuseNative, mountpoint: string,
       run('mknod', p, (ctx) => backend.mknod(ctx, p, mode, dev), ok(signal), plain(signal));
     }
     _op_chmod(signal: Signal, p: string, mode: number): void {
-      run('chmod', p, (ctx) => { noHidden(p); return backend.chmod(ctx, p, mode); }, ok(signal), plain(signal));
+      run('chmod', p, (ctx) => backend.chmod(ctx, p, mode, openFhOfHidden(p)), ok(signal), plain(signal));
     }
     _op_chown(signal: Signal, p: string, uid: number, gid: number): void {
       const unchanged = (id: number): number => (id === UINT32_MAX ? -1 : id);
-      run('chown', p, (ctx) => { noHidden(p); return backend.chown(ctx, p, unchanged(uid), unchanged(gid)); }, ok(signal), plain(signal));
+      run('chown', p, (ctx) => backend.chown(ctx, p, unchanged(uid), unchanged(gid), openFhOfHidden(p)), ok(signal), plain(signal));
     }
     // The patched binding passes atime then mtime (fuse-native passes atime twice).
     _op_utimens(signal: Signal, p: string, aLo: number, aHi: number, mLo: number, mHi: number): void {
-      run('utimens', p, (ctx) => { noHidden(p); return backend.utimens(ctx, p, utime(aLo, aHi), utime(mLo, mHi)); }, ok(signal), plain(signal));
+      run('utimens', p, (ctx) => backend.utimens(ctx, p, utime(aLo, aHi), utime(mLo, mHi), openFhOfHidden(p)), ok(signal), plain(signal));
     }
     _op_setxattr(signal: Signal, p: string, name: string, value: Buffer, _position: number, flags: number): void {
-      run('setxattr', p, (ctx) => { noHidden(p); return backend.setxattr(ctx, p, name, value, flags); },
+      run('setxattr', p, (ctx) => backend.setxattr(ctx, p, name, value, flags, openFhOfHidden(p)),
         () => signal(0, value.buffer), (neg) => signal(neg, value.buffer));
     }
     _op_getxattr(signal: Signal, p: string, name: string, target: Buffer): void {
-      run('getxattr', p, (ctx) => { noHidden(p); return backend.getxattr(ctx, p, name); }, (value) => {
+      run('getxattr', p, (ctx) => backend.getxattr(ctx, p, name, openFhOfHidden(p)), (value) => {
         if (target.length === 0) return signal(value.length, target.buffer); // size probe
         if (value.length > target.length) return signal(-E.ERANGE, target.buffer);
         value.copy(target);
@@ -434,7 +441,7 @@ export function createFuseHost<Fh>(loaded: LoadedFuseNative, mountpoint: string,
       }, (neg) => signal(neg, target.buffer));
     }
     _op_listxattr(signal: Signal, p: string, target: Buffer): void {
-      run('listxattr', p, (ctx) => { noHidden(p); return backend.listxattr(ctx, p); }, (names) => {
+      run('listxattr', p, (ctx) => backend.listxattr(ctx, p, openFhOfHidden(p)), (names) => {
         const packed = Buffer.concat(names.map((n) => Buffer.from(n + '\0', 'utf8')));
         if (target.length === 0) return signal(packed.length, target.buffer);
         if (packed.length > target.length) return signal(-E.ERANGE, target.buffer);
@@ -443,7 +450,7 @@ export function createFuseHost<Fh>(loaded: LoadedFuseNative, mountpoint: string,
       }, (neg) => signal(neg, target.buffer));
     }
     _op_removexattr(signal: Signal, p: string, name: string): void {
-      run('removexattr', p, (ctx) => { noHidden(p); return backend.removexattr(ctx, p, name); }, ok(signal), plain(signal));
+      run('removexattr', p, (ctx) => backend.removexattr(ctx, p, name, openFhOfHidden(p)), ok(signal), plain(signal));
     }
   }
 

@@ -26,6 +26,8 @@ const O_ACCMODE = 3;
 const ROOT_CALLER: Caller = { uid: 0, gid: 0, groups: [] };
 /** Entry cache: path → handle, this long (the kernel caches entries for entry_timeout as well). */
 const DEFAULT_ENTRY_CACHE_MS = 1_000;
+/** Releases of clean fhs on their way at once (release() waits beyond this); the SDK bounds the session window anyway. */
+const RELEASES_IN_FLIGHT_MAX = 64;
 /** Attributes this long, in the mount (not the kernel): stat of a file another mount changed is at most this old; open is always fresh. */
 const ATTR_CACHE_MS = 1_000;
 const MAX_CACHED_ENTRIES = 100_000;
@@ -92,6 +94,7 @@ function openFlagsOf(flags: number): { read: boolean; write: boolean; append: bo
 
 export class MetaBackend implements FileSystemBackend<number> {
   private readonly files = new Map<number, OpenFile>();
+  private readonly releasesInFlight = new Set<Promise<void>>();
   private nextLocalFh = 1;
   private readonly entries = new Map<string, { handle: number; untilMs: number }>();
   private readonly policy: Policy;
@@ -169,6 +172,11 @@ export class MetaBackend implements FileSystemBackend<number> {
       }
       return run();
     }
+  }
+
+  /** The file an attribute call acts on: the one `openFh` holds open (its path may be gone), else the path's. */
+  private async targetOf(ctx: CallerContext, path: string, openFh: number | undefined): Promise<number> {
+    return openFh !== undefined ? this.file(openFh).handle : this.handleOf(ctx, path);
   }
 
   private async parentOf(ctx: CallerContext, path: string): Promise<{ parent: number; name: string }> {
@@ -355,13 +363,13 @@ export class MetaBackend implements FileSystemBackend<number> {
     const file = this.file(fh);
     this.files.delete(fh);
     if (file.versionView) return;
+    if (!file.buffer?.dirty) {
+      await this.releaseInBackground(file);
+      return;
+    }
     try {
-      if (file.buffer?.dirty) {
-        await this.content.commit(file, true);
-        this.attrsChanged();
-      } else {
-        await this.sdk.release(file.serverFh);
-      }
+      await this.content.commit(file, true);
+      this.attrsChanged();
     } catch (error) {
       this.options.onCommitFailure?.(errnoCodeOf(error));
       // close(2) already returned (flush reported what it could); the fh goes with the session at the latest.
@@ -481,10 +489,10 @@ export class MetaBackend implements FileSystemBackend<number> {
     }).finally(() => this.attrsChanged());
   }
 
-  async chmod(ctx: CallerContext, path: string, mode: number): Promise<void> {
+  async chmod(ctx: CallerContext, path: string, mode: number, openFh?: number): Promise<void> {
     return this.uncached([path], async () => {
       this.guardChange(path);
-      const handle = await this.handleOf(ctx, path);
+      const handle = await this.targetOf(ctx, path, openFh);
       const wanted = mode & 0o7777;
       const attr = await this.sdk.getattr(handle);
       // The kernel clears setuid/setgid itself when someone else writes the file, as a mode change from the writer:
@@ -496,41 +504,41 @@ export class MetaBackend implements FileSystemBackend<number> {
     }).finally(() => this.attrsChanged());
   }
 
-  async chown(ctx: CallerContext, path: string, uid: number, gid: number): Promise<void> {
+  async chown(ctx: CallerContext, path: string, uid: number, gid: number, openFh?: number): Promise<void> {
     return this.uncached([path], async () => {
       this.guardChange(path);
       const changes: { uid?: number; gid?: number } = {};
       if (uid !== -1 && uid !== 0xffffffff) changes.uid = uid;
       if (gid !== -1 && gid !== 0xffffffff) changes.gid = gid;
-      await this.sdk.setattr(await this.handleOf(ctx, path), changes, callerOf(ctx));
+      await this.sdk.setattr(await this.targetOf(ctx, path, openFh), changes, callerOf(ctx));
     }).finally(() => this.attrsChanged());
   }
 
-  async utimens(ctx: CallerContext, path: string, atimeMs: TimeArg, mtimeMs: TimeArg): Promise<void> {
+  async utimens(ctx: CallerContext, path: string, atimeMs: TimeArg, mtimeMs: TimeArg, openFh?: number): Promise<void> {
     return this.uncached([path], async () => {
       this.guardChange(path);
       const changes: { atime?: number | 'now'; mtime?: number | 'now' } = {};
       if (atimeMs !== null) changes.atime = atimeMs === 'now' ? 'now' : Math.max(0, Math.floor(atimeMs));
       if (mtimeMs !== null) changes.mtime = mtimeMs === 'now' ? 'now' : Math.max(0, Math.floor(mtimeMs));
-      await this.sdk.setattr(await this.handleOf(ctx, path), changes, callerOf(ctx));
+      await this.sdk.setattr(await this.targetOf(ctx, path, openFh), changes, callerOf(ctx));
     }).finally(() => this.attrsChanged());
   }
 
   // ---- extended attributes ---------------------------------------------------------
 
-  async setxattr(ctx: CallerContext, path: string, name: string, value: Buffer, flags: number): Promise<void> {
+  async setxattr(ctx: CallerContext, path: string, name: string, value: Buffer, flags: number, openFh?: number): Promise<void> {
     return this.uncached([path], async () => {
       this.guardChange(path);
       if (name.startsWith('user.handlefs.')) throw fsError('EPERM', `${name} is maintained by handlefs`);
-      await this.sdk.setxattr(await this.handleOf(ctx, path), name, Buffer.from(value), flags, callerOf(ctx));
+      await this.sdk.setxattr(await this.targetOf(ctx, path, openFh), name, Buffer.from(value), flags, callerOf(ctx));
     }).finally(() => this.attrsChanged());
   }
 
-  async getxattr(ctx: CallerContext, path: string, name: string): Promise<Buffer> {
+  async getxattr(ctx: CallerContext, path: string, name: string, openFh?: number): Promise<Buffer> {
     return this.uncached([path], async () => {
       // The kernel asks this before every write; no file carries it, so answer without a round trip.
       if (name === 'security.capability' || isVersionsPath(path)) throw fsError('ENODATA');
-      const handle = await this.handleOf(ctx, path);
+      const handle = await this.targetOf(ctx, path, openFh);
       if (name === 'user.handlefs.handle') return Buffer.from(String(handle));
       if (name === 'user.handlefs.version') {
         const attr = await this.sdk.getattr(handle);
@@ -542,25 +550,42 @@ export class MetaBackend implements FileSystemBackend<number> {
     });
   }
 
-  async listxattr(ctx: CallerContext, path: string): Promise<string[]> {
+  async listxattr(ctx: CallerContext, path: string, openFh?: number): Promise<string[]> {
     if (isVersionsPath(path)) return [];
     return this.uncached([path], async () => {
-      const handle = await this.handleOf(ctx, path);
+      const handle = await this.targetOf(ctx, path, openFh);
       const names = await this.sdk.listxattr(handle, callerOf(ctx));
       return [...names, 'user.handlefs.handle', 'user.handlefs.version'];
     });
   }
 
-  async removexattr(ctx: CallerContext, path: string, name: string): Promise<void> {
+  async removexattr(ctx: CallerContext, path: string, name: string, openFh?: number): Promise<void> {
     return this.uncached([path], async () => {
       this.guardChange(path);
       if (name.startsWith('user.handlefs.')) throw fsError('EPERM', `${name} is maintained by handlefs`);
-      await this.sdk.removexattr(await this.handleOf(ctx, path), name, callerOf(ctx));
+      await this.sdk.removexattr(await this.targetOf(ctx, path, openFh), name, callerOf(ctx));
     }).finally(() => this.attrsChanged());
   }
 
   /** SIGTERM/SIGINT: commit what every open file holds, release the fhs, close the session. */
+  /**
+   * A clean fh's Release is sent without holding the kernel's answer: close(2)
+   * has returned already and nothing can fail that an application could hear
+   * of, so libfuse's worker need not wait a quorum write for it. Waits only
+   * when RELEASES_IN_FLIGHT_MAX are on their way; shutdown waits for all.
+   */
+  private async releaseInBackground(file: OpenFile): Promise<void> {
+    // Bounded: each turn waits for one of the releases in flight to end.
+    while (this.releasesInFlight.size >= RELEASES_IN_FLIGHT_MAX) await Promise.race(this.releasesInFlight);
+    const released: Promise<void> = this.sdk.release(file.serverFh).catch((error: Error) => {
+      // The fh goes with the session at the latest.
+      this.log(`release of fh ${file.serverFh} (handle ${file.handle}) failed: ${error.message}`);
+    }).finally(() => this.releasesInFlight.delete(released));
+    this.releasesInFlight.add(released);
+  }
+
   async shutdown(): Promise<void> {
+    await Promise.all([...this.releasesInFlight]);
     for (const [fh, file] of [...this.files]) {
       this.files.delete(fh);
       try {
