@@ -4,8 +4,10 @@
  */
 import { CLIENT_COMMANDS, CLIENT_USAGE, runClientCommand } from '../client/cli/client-commands';
 import { runClusterCommand } from '../deploy/cluster-command';
+import { CERTS_USAGE, runCertsCommand } from '../deploy/certs/certs-command';
 import { runHostsCommand } from '../deploy/netns/netns-command';
 import { OPS_COMMANDS, OPS_USAGE, runOpsCommand } from '../deploy/ops/ops-command';
+import { FSCK_USAGE, runFsckCommand } from '../deploy/fsck/fsck-command';
 import { runMetaServer } from '../metaserver/server/server-main';
 
 const USAGE = `usage: handlefs <command> [options]
@@ -27,18 +29,21 @@ commands:
         remove them and anything a crashed run left
   hosts status [--json]
         each host's address, link state and process count; exits 0 only when all are up
-${OPS_USAGE}${CLIENT_USAGE}  help  show this text
+${OPS_USAGE}${FSCK_USAGE}${CERTS_USAGE}${CLIENT_USAGE}  help  show this text
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command !== undefined && CLIENT_COMMANDS.has(command)) return runClientCommand(command, rest);
   if (command !== undefined && OPS_COMMANDS.has(command)) return runOpsCommand(command, rest);
+  if (command === 'fsck') return runFsckCommand(rest);
   switch (command) {
     case 'cluster':
       return runClusterCommand(rest);
     case 'hosts':
       return runHostsCommand(rest);
+    case 'certs':
+      return runCertsCommand(rest);
     case 'server':
       // Runs until SIGTERM/SIGINT; it exits the process itself (0 after a graceful stop, 1/2/70 on failures).
       runMetaServer(rest);

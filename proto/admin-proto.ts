@@ -29,6 +29,18 @@ export interface LeaderTransferReply { leaderId: string; leaderClientAddress: st
 export type SnapshotRequest = Record<string, never>;
 export interface SnapshotReply { id: string; index: number; term: number; compactIndex: number; taken: boolean; durationMs: number }
 
+export interface FsckScanRequest { index: number; waitMs: number; samplesPerKind: number }
+export interface FsckFinding { kind: string; subject: string; detail: string; handle: number; expected: number }
+export interface FsckCount { kind: string; count: number }
+export interface FsckScanReply {
+  id: string; index: number; digest: string; keys: number; bytes: number; counts: FsckCount[]; findings: FsckFinding[]; incomplete: boolean;
+  inodes: number; entries: number; fhs: number; versions: number; conflictCopies: number; blockRecords: number; referencedBlocks: number; durationMs: number;
+}
+export interface ReferencedBlocksRequest { afterId: string; limit: number }
+export interface ReferencedBlocksReply { ids: string[]; more: boolean }
+export type FsckRepairRequest = Record<string, never>;
+export interface FsckRepairReply { id: string; index: number; nlinkFixed: number[]; collected: number[]; skipped: string[]; notRepairable: string[] }
+
 const root = protobuf.loadSync(protoPath('admin.proto'));
 
 function method<Req, Res>(name: string, requestType: string, responseType: string): grpc.MethodDefinition<Req | MalformedRequest, Res> {
@@ -42,6 +54,9 @@ export const adminService = {
   MemberRemove: method<MemberIdRequest, MemberReply>('MemberRemove', 'MemberIdRequest', 'MemberReply'),
   LeaderTransfer: method<LeaderTransferRequest, LeaderTransferReply>('LeaderTransfer', 'LeaderTransferRequest', 'LeaderTransferReply'),
   Snapshot: method<SnapshotRequest, SnapshotReply>('Snapshot', 'SnapshotRequest', 'SnapshotReply'),
+  FsckScan: method<FsckScanRequest, FsckScanReply>('FsckScan', 'FsckScanRequest', 'FsckScanReply'),
+  ReferencedBlocks: method<ReferencedBlocksRequest, ReferencedBlocksReply>('ReferencedBlocks', 'ReferencedBlocksRequest', 'ReferencedBlocksReply'),
+  FsckRepair: method<FsckRepairRequest, FsckRepairReply>('FsckRepair', 'FsckRepairRequest', 'FsckRepairReply'),
 } satisfies grpc.ServiceDefinition;
 
 export type AdminMethod = keyof typeof adminService;

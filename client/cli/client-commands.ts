@@ -12,10 +12,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MetaClient, MetaError } from '../sdk';
 import { STOP_LIMIT_MS, findMounts, forceUnmount, isMounted, isStale, mountProcessesOf, startDaemonMount, startMount } from '../fuse/mount-control';
+import { readTokenFile } from '../../proto/tls';
 
 export const CLIENT_USAGE = `  mount <dir> --servers HOST:PORT,... [--foreground] [--policy lww|reject] [--read-only] [--allow-other]
         [--attr-timeout-s 1] [--entry-timeout-s 1] [--deadline-ms 30000] [--cache-size-mib 256]
-        [--metrics-address HOST:PORT] [--log FILE]
+        [--metrics-address HOST:PORT] [--log FILE] [--tls-ca F [--tls-cert F --tls-key F]] [--token-file F]
         mount the cluster on <dir> (a background daemon unless --foreground; a stale mount there is cleaned)
   umount <dir>
         flush and release what the mount holds, close its session and unmount (a stale mount is cleaned)
@@ -26,9 +27,11 @@ export const CLIENT_USAGE = `  mount <dir> --servers HOST:PORT,... [--foreground
   restore <path> --version N [--servers HOST:PORT,...]
         make version N the file's newest version (the history keeps every version)
   <path> is a path inside a handlefs mount, or with --servers a path in the cluster ("/a/b");
-  versions, cat and restore take --deadline-ms (default 30000).
+  versions, cat and restore take --deadline-ms (default 30000) and the TLS and token flags of mount.
 `;
 
+/** TLS files and the token file, passed through to the SDK (proto/tls.ts). */
+const SECURITY_FLAGS = ['--tls-ca', '--tls-cert', '--tls-key', '--token-file'];
 const UMOUNT_WAIT_MS = STOP_LIMIT_MS;
 const POLL_MS = 100;
 
@@ -84,7 +87,7 @@ function defaultLogFile(dir: string): string {
 }
 
 async function mountCommand(argv: readonly string[]): Promise<number> {
-  const parsed = parse(argv, ['--servers', '--foreground', '--policy', '--read-only', '--allow-other', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--cache-size-mib', '--metrics-address', '--log']);
+  const parsed = parse(argv, ['--servers', '--foreground', '--policy', '--read-only', '--allow-other', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--cache-size-mib', '--metrics-address', '--log', ...SECURITY_FLAGS]);
   const [dir, extra] = parsed.positional;
   if (!dir || extra !== undefined) throw new UsageError('mount takes one directory');
   const servers = stringFlag(parsed, '--servers');
@@ -94,6 +97,11 @@ async function mountCommand(argv: readonly string[]): Promise<number> {
   for (const flag of ['--policy', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--cache-size-mib', '--metrics-address']) {
     const value = stringFlag(parsed, flag);
     if (value !== undefined) args.push(flag, value);
+  }
+  // Absolute: the daemon does not run in this folder.
+  for (const flag of SECURITY_FLAGS) {
+    const value = stringFlag(parsed, flag);
+    if (value !== undefined) args.push(flag, path.resolve(value));
   }
   for (const flag of ['--read-only', '--allow-other']) if (parsed.flags.has(flag)) args.push(flag);
   if (parsed.flags.has('--foreground')) {
@@ -166,7 +174,12 @@ function deadlineOf(parsed: Parsed): number | undefined {
 }
 
 async function withClient<T>(servers: string[], parsed: Parsed, run: (client: MetaClient) => Promise<T>): Promise<T> {
-  const client = await MetaClient.connect({ servers, clientName: `handlefs cli pid ${process.pid}`, deadlineMs: deadlineOf(parsed) });
+  const caFile = stringFlag(parsed, '--tls-ca');
+  const tls = caFile === undefined ? undefined : { caFile, certFile: stringFlag(parsed, '--tls-cert'), keyFile: stringFlag(parsed, '--tls-key') };
+  const tokenFile = stringFlag(parsed, '--token-file');
+  const client = await MetaClient.connect({
+    servers, clientName: `handlefs cli pid ${process.pid}`, deadlineMs: deadlineOf(parsed), tls, token: tokenFile === undefined ? undefined : readTokenFile(tokenFile),
+  });
   try {
     return await run(client);
   } finally {
@@ -175,7 +188,7 @@ async function withClient<T>(servers: string[], parsed: Parsed, run: (client: Me
 }
 
 async function versionsCommand(argv: readonly string[]): Promise<number> {
-  const parsed = parse(argv, ['--servers', '--json', '--deadline-ms']);
+  const parsed = parse(argv, ['--servers', '--json', '--deadline-ms', ...SECURITY_FLAGS]);
   const [file] = parsed.positional;
   if (!file) throw new UsageError('versions takes a path');
   const { servers, clusterPath } = await target(file, stringFlag(parsed, '--servers'));
@@ -197,7 +210,7 @@ async function versionsCommand(argv: readonly string[]): Promise<number> {
 }
 
 async function catCommand(argv: readonly string[]): Promise<number> {
-  const parsed = parse(argv, ['--servers', '--version', '--deadline-ms']);
+  const parsed = parse(argv, ['--servers', '--version', '--deadline-ms', ...SECURITY_FLAGS]);
   const [file] = parsed.positional;
   if (!file) throw new UsageError('cat takes a path');
   const version = versionFlag(parsed, false);
@@ -208,7 +221,7 @@ async function catCommand(argv: readonly string[]): Promise<number> {
 }
 
 async function restoreCommand(argv: readonly string[]): Promise<number> {
-  const parsed = parse(argv, ['--servers', '--version', '--deadline-ms']);
+  const parsed = parse(argv, ['--servers', '--version', '--deadline-ms', ...SECURITY_FLAGS]);
   const [file] = parsed.positional;
   if (!file) throw new UsageError('restore takes a path');
   const version = versionFlag(parsed, true)!;

@@ -17,6 +17,7 @@ import { MountGauges, MountMetrics } from './mount-metrics';
 import { MetaBackend } from './meta-backend';
 import { MetaClient } from '../sdk';
 import type { Policy } from '../sdk';
+import { ClientTlsOptions, readTokenFile } from '../../proto/tls';
 
 
 export interface MountArgs {
@@ -31,6 +32,10 @@ export interface MountArgs {
   /** HOST:PORT for GET /metrics, or undefined for none. */
   metricsAddress?: string;
   host: Omit<FuseHostOptions, 'log'>;
+  /** TLS to the servers (--tls-ca, and --tls-cert/--tls-key when they require client certificates). */
+  tls?: ClientTlsOptions;
+  /** --token-file: the file holding the bearer token (read when connecting). */
+  tokenFile?: string;
 }
 
 const DEFAULT_CACHE_SIZE_MIB = 256;
@@ -40,7 +45,7 @@ const CACHE_SIZE_MIB_MAX = 65_536;
 
 const USAGE = 'usage: mount-process <dir> (--servers HOST:PORT,... | --backend memory) [--policy lww|reject] [--deadline-ms 30000] ' +
   '[--attr-timeout-s S] [--entry-timeout-s S] [--negative-timeout-s S] [--allow-other] [--read-only] [--op-timeout-ms MS] ' +
-  '[--cache-size-mib 256] [--metrics-address HOST:PORT]';
+  '[--cache-size-mib 256] [--metrics-address HOST:PORT] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] [--token-file FILE]';
 
 /** Parses argv (after the script name). Throws a message naming the bad argument. */
 export function parseMountArgs(argv: readonly string[]): MountArgs {
@@ -54,6 +59,8 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
   let deadlineMs = 30_000;
   let cacheSizeMib = DEFAULT_CACHE_SIZE_MIB;
   let metricsAddress: string | undefined;
+  const tlsFiles: Record<string, string> = {};
+  let tokenFile: string | undefined;
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`${flag} needs a non-negative number, got ${v}`);
@@ -82,6 +89,17 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
         metricsAddress = value;
         break;
       }
+      case '--tls-ca': case '--tls-cert': case '--tls-key': {
+        const value = rest.shift();
+        if (!value || value.startsWith('--')) throw new Error(`${flag} needs a file`);
+        tlsFiles[flag] = value;
+        break;
+      }
+      case '--token-file': {
+        tokenFile = rest.shift();
+        if (!tokenFile || tokenFile.startsWith('--')) throw new Error(`${flag} needs a file`);
+        break;
+      }
       case '--allow-other': host.allowOther = true; break;
       case '--read-only': host.readOnly = true; break;
       default: throw new Error(`unknown argument ${flag}`);
@@ -94,7 +112,10 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
   if (!Number.isInteger(cacheSizeMib) || cacheSizeMib < CACHE_SIZE_MIB_MIN || cacheSizeMib > CACHE_SIZE_MIB_MAX) {
     throw new Error(`--cache-size-mib must be an integer from ${CACHE_SIZE_MIB_MIN} to ${CACHE_SIZE_MIB_MAX}, got ${cacheSizeMib}`);
   }
-  return { mountpoint: path.resolve(dir), backend, servers, policy, deadlineMs, cacheSizeBytes: cacheSizeMib * 1024 * 1024, metricsAddress, host };
+  if (('--tls-cert' in tlsFiles) !== ('--tls-key' in tlsFiles)) throw new Error('--tls-cert and --tls-key go together');
+  if (('--tls-cert' in tlsFiles) && !('--tls-ca' in tlsFiles)) throw new Error('--tls-cert needs --tls-ca (the cluster CA)');
+  const tls = tlsFiles['--tls-ca'] === undefined ? undefined : { caFile: tlsFiles['--tls-ca'], certFile: tlsFiles['--tls-cert'], keyFile: tlsFiles['--tls-key'] };
+  return { mountpoint: path.resolve(dir), backend, servers, policy, deadlineMs, cacheSizeBytes: cacheSizeMib * 1024 * 1024, metricsAddress, host, tls, tokenFile };
 }
 
 function emit(event: Record<string, unknown>): void {
@@ -121,7 +142,7 @@ async function main(): Promise<void> {
   if (args.backend === 'memory') {
     backend = new MemoryBackend();
   } else {
-    const sdk = await MetaClient.connect({ servers: args.servers, deadlineMs: args.deadlineMs, clientName: `mount ${args.mountpoint} pid ${process.pid}`, logger: { info: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m), warn: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m) } });
+    const sdk = await MetaClient.connect({ servers: args.servers, deadlineMs: args.deadlineMs, tls: args.tls, token: args.tokenFile === undefined ? undefined : readTokenFile(args.tokenFile), clientName: `mount ${args.mountpoint} pid ${process.pid}`, logger: { info: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m), warn: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m) } });
     const meta = new MetaBackend(sdk, {
       policy: args.policy, readOnly: args.host.readOnly, entryCacheMs: args.host.entryTimeoutS * 1000, blockCacheBytes: args.cacheSizeBytes, log,
       onCommitFailure: metrics ? (errno) => metrics.commitFailed(errno) : undefined,

@@ -43,6 +43,7 @@ export class CommitConflictError extends MetaError {
 export const ENOENT = errnoOf('ENOENT');
 export const EINVAL = errnoOf('EINVAL');
 export const EIO = errnoOf('EIO');
+export const EACCES = errnoOf('EACCES');
 export const EAGAIN = errnoOf('EAGAIN');
 export const ENOTCONN = errnoOf('ENOTCONN');
 export const ETIMEDOUT = errnoOf('ETIMEDOUT');

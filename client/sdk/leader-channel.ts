@@ -2,7 +2,8 @@
  * Calls to the metadata cluster: one gRPC channel per member address, a guess
  * of the leader, and the retry loop every call goes through. FAILED_PRECONDITION
  * with a leader address redirects in one hop; UNAVAILABLE, DEADLINE_EXCEEDED
- * on one attempt, RESOURCE_EXHAUSTED or a hint-less redirect move on with
+ * on one attempt, INTERNAL/UNKNOWN (an answer that does not decode),
+ * RESOURCE_EXHAUSTED or a hint-less redirect move on with
  * exponential backoff and jitter; nothing outlives the call's overall deadline
  * (then MetaError ETIMEDOUT naming the method and the last error). The request
  * is resent unchanged, so a mutation keeps its (session, sequence). Owns
@@ -11,7 +12,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { CLIENT_FLOW_OPTIONS } from '../../proto/flow-control';
 import * as p from '../../proto/meta-proto';
-import { EINVAL, EIO, ECANCELED, ETIMEDOUT, MetaError } from './errors';
+import { ClientSecurity, PLAINTEXT } from '../../proto/tls';
+import { EACCES, EINVAL, EIO, ECANCELED, ETIMEDOUT, MetaError } from './errors';
 
 export interface Logger { info(msg: string, fields?: object): void; warn(msg: string, fields?: object): void }
 
@@ -22,6 +24,8 @@ export interface ChannelOptions {
   /** One attempt's gRPC deadline (a dead or partitioned member costs at most this before the next is tried). */
   attemptTimeoutMs: number;
   logger?: Logger;
+  /** TLS and the bearer token (proto/tls.ts), shared by Meta and BlockPeer calls; plaintext if absent. */
+  security?: ClientSecurity;
 }
 
 /** Counters for tests and operators (monotonic). */
@@ -42,6 +46,14 @@ const ATTEMPTS_MAX = 10_000;
 /** Addresses learned from hints beyond the configured servers (a bound on channels). */
 const CHANNELS_MAX = 64;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * gRPC failures after which the call moves on (another member, or the same
+ * one after backoff) instead of failing: the member is down, slow, busy, or
+ * answered bytes that do not decode (INTERNAL) or failed oddly (UNKNOWN) —
+ * one misbehaving member must not fail a call the others can answer.
+ */
+const MOVE_ON_CODES = new Set<number>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.INTERNAL, grpc.status.UNKNOWN]);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -98,7 +110,9 @@ export class LeaderChannel {
           }
         } else if (error.code === grpc.status.INVALID_ARGUMENT) {
           throw new MetaError(EINVAL, `${method}: the server refused the request: ${error.details}`);
-        } else if (error.code !== grpc.status.UNAVAILABLE && error.code !== grpc.status.DEADLINE_EXCEEDED && error.code !== grpc.status.RESOURCE_EXHAUSTED) {
+        } else if (error.code === grpc.status.UNAUTHENTICATED || error.code === grpc.status.PERMISSION_DENIED) {
+          throw new MetaError(EACCES, `${method}: ${lastError}`);
+        } else if (!MOVE_ON_CODES.has(error.code)) {
           throw new MetaError(EIO, `${method}: ${lastError}`);
         }
         redirectsInARow = 0;
@@ -141,7 +155,9 @@ export class LeaderChannel {
   private client(address: string): Client {
     let client = this.clients.get(address);
     if (!client) {
-      client = new p.MetaGrpcClient(address, grpc.credentials.createInsecure(), {
+      const security = this.options.security ?? PLAINTEXT;
+      client = new p.MetaGrpcClient(address, security.credentials, {
+        ...security.clientOptions,
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1_000,
         'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,

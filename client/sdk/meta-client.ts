@@ -12,6 +12,7 @@ import { CommitConflictError, EBUSY, EINVAL, EIO, ENOENT, ENOTCONN, MetaError } 
 import { BlockUploader, UploadStats } from './block-uploader';
 import { GetAttrCoalescer } from './getattr-coalescer';
 import { CallStats, LeaderChannel, Logger } from './leader-channel';
+import { ClientSecurity, ClientTlsOptions, clientSecurityFromFiles } from '../../proto/tls';
 import { SessionKeeper } from './session-keeper';
 import * as paths from './paths';
 
@@ -39,6 +40,10 @@ export interface MetaClientOptions {
   attemptTimeoutMs?: number;
   /** Called when an expired session was replaced: every fh of the old session is gone. */
   onSessionReplaced?: (oldSessionId: number, newSessionId: number) => void;
+  /** TLS to the servers (PEM files): the cluster CA, and this client's certificate and key when the servers require one. */
+  tls?: ClientTlsOptions;
+  /** A bearer token sent with every call (servers started with --auth-token-file). */
+  token?: string;
 }
 
 export type FileType = 'reg' | 'fifo' | 'sock' | 'chr' | 'blk';
@@ -91,7 +96,13 @@ export class MetaClient {
     const minBackoffMs = options.minBackoffMs ?? 25;
     const maxBackoffMs = options.maxBackoffMs ?? 1_000;
     if (!(minBackoffMs > 0 && maxBackoffMs >= minBackoffMs)) throw new MetaError(EINVAL, `backoff bounds must be 0 < min ≤ max, got ${minBackoffMs}..${maxBackoffMs}`);
-    const channel = new LeaderChannel({ servers: options.servers, minBackoffMs, maxBackoffMs, attemptTimeoutMs: options.attemptTimeoutMs ?? Math.min(deadlineMs, 5_000), logger: options.logger });
+    let security: ClientSecurity;
+    try {
+      security = clientSecurityFromFiles(options.tls, options.token);
+    } catch (error) {
+      throw new MetaError(EINVAL, (error as Error).message);
+    }
+    const channel = new LeaderChannel({ servers: options.servers, minBackoffMs, maxBackoffMs, attemptTimeoutMs: options.attemptTimeoutMs ?? Math.min(deadlineMs, 5_000), logger: options.logger, security });
     const session = new SessionKeeper(channel, {
       ttlMs: options.sessionTtlMs ?? 0, clientName: options.clientName ?? `handlefs-sdk-${process.pid}`, minBackoffMs, maxBackoffMs,
       logger: options.logger, onSessionReplaced: options.onSessionReplaced,

@@ -35,11 +35,8 @@ const MOUNT_METRICS = new Map<string, Exported>([
   ['handlefs_mount_dirty_bytes', { type: 'gauge', labels: new Set() }],
   ['handlefs_mount_block_cache_bytes', { type: 'gauge', labels: new Set() }],
 ]);
-/** Not exported yet (deploy/monitoring/README.md proposes them); every use must say PROPOSED. */
-const PROPOSED_METRICS = new Map<string, Exported>([
-  ['handlefs_data_disk_free_bytes', { type: 'gauge', labels: new Set(['member_id']) }],
-  ['handlefs_data_disk_size_bytes', { type: 'gauge', labels: new Set(['member_id']) }],
-]);
+/** Not exported yet (deploy/monitoring/README.md would propose them); every use must say PROPOSED. None today. */
+const PROPOSED_METRICS = new Map<string, Exported>([]);
 /** Made by Prometheus itself (up) or by node_exporter, not by handlefs. */
 const FOREIGN_METRICS = new Set(['up']);
 /** Labels Prometheus adds to every series (target labels) or that histograms carry. */
@@ -49,6 +46,7 @@ const base = fs.mkdtempSync(path.join(os.tmpdir(), 'handlefs-monitoring-'));
 const dataDir = path.join(base, 'data');
 const exported = new Map<string, Exported>();
 let servers = '';
+let basePort = 0;
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -119,7 +117,7 @@ function labelsIn(expr: string): Set<string> {
 }
 
 beforeAll(async () => {
-  const basePort = 20000 + ((await freePort()) % 20000);
+  basePort = 20000 + ((await freePort()) % 20000);
   const up = await cli('cluster', 'up', '--data', dataDir, '--base-port', String(basePort));
   if (up.code !== 0) throw new Error(`cluster up failed: ${up.stderr}`);
   servers = /client API[^:]*: (\S+)/.exec(up.stdout)![1];
@@ -175,6 +173,27 @@ describe('the monitoring files against a live cluster', () => {
     }
     expect(problems).toEqual([]);
     expect(checked).toBeGreaterThan(15);
+  });
+
+  it('reports each member\'s data disk and its last contact with a leader, with sane values', async () => {
+    const values = new Map<string, number>();
+    for (let i = 1; i <= 3; i++) {
+      const response = await fetch(`http://127.0.0.1:${basePort + 200 + i}/metrics`, { signal: AbortSignal.timeout(5_000) });
+      for (const line of (await response.text()).split('\n')) {
+        const sample = /^(handlefs_data_disk_(?:free|size)_bytes|handlefs_raft_last_contact_seconds)\{member_id="([^"]+)"\} (\S+)$/.exec(line);
+        if (sample) values.set(`${sample[1]} ${sample[2]}`, Number(sample[3]));
+      }
+    }
+    for (const id of ['m1', 'm2', 'm3']) {
+      const size = values.get(`handlefs_data_disk_size_bytes ${id}`)!;
+      const free = values.get(`handlefs_data_disk_free_bytes ${id}`)!;
+      expect(size).toBeGreaterThan(0);
+      expect(free).toBeGreaterThan(0);
+      expect(free).toBeLessThanOrEqual(size);
+      // Heartbeats arrive every tick: far below an election timeout (0 on the leader).
+      expect(values.get(`handlefs_raft_last_contact_seconds ${id}`)).toBeLessThan(2);
+    }
+    expect([1, 2, 3].filter((i) => values.get(`handlefs_raft_last_contact_seconds m${i}`) === 0).length).toBeGreaterThanOrEqual(1);
   });
 
   it('would catch a misspelt metric name (the check above can fail)', () => {

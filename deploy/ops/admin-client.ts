@@ -1,13 +1,15 @@
 /**
  * The operator commands' side of proto/admin.proto: one gRPC channel per
  * server address, calls answering {reply} | {error} with a message that names
- * the address, a Status sweep over every --servers address, and calls that
- * follow the leader (its hint metadata, else a fresh sweep) a bounded number
- * of times. Owns talking to servers only; must never decide what a command
- * prints or change anything on its own initiative.
+ * the address, a Status sweep over every --servers address and every member
+ * client address their answers name (as `etcdctl --cluster`: one address is
+ * enough), and calls that follow the leader (its hint metadata, else a fresh
+ * sweep) a bounded number of times. Owns talking to servers only; must never
+ * decide what a command prints or change anything on its own initiative.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as a from '../../proto/admin-proto';
+import { ClientSecurity, PLAINTEXT } from '../../proto/tls';
 import { MalformedRequest } from '../../proto/grpc-method';
 import { parseHostPort } from '../../raft/transport/options';
 
@@ -22,6 +24,10 @@ export const STATUS_DEADLINE_MS = 2_000;
 const LEADER_ATTEMPTS_MAX = 20;
 const LEADER_RETRY_PAUSE_MS = 250;
 const SERVERS_MAX = 64;
+/** Addresses known at most: the --servers plus those learned from answers and hints. */
+const KNOWN_ADDRESSES_MAX = 2 * SERVERS_MAX;
+/** Status rounds of one sweep: the --servers, then addresses their answers named, then addresses those named. */
+const SWEEP_ROUNDS_MAX = 3;
 
 /** A failed call: the gRPC code and a message naming the server that answered (or did not). */
 export class CallError extends Error {
@@ -79,14 +85,40 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 
 export class AdminClient {
   private readonly channels = new Map<string, InstanceType<typeof a.AdminGrpcClient>>();
+  /** The --servers first, then client addresses learned from Status answers and leader hints (bounded). */
+  private readonly known: string[];
 
-  constructor(readonly servers: string[]) {}
+  /** security: TLS and the bearer token of every channel (proto/tls.ts); plaintext by default. */
+  constructor(readonly servers: string[], private readonly security: ClientSecurity = PLAINTEXT) {
+    this.known = [...servers];
+  }
+
+  /** Every address this client asks in a sweep: the --servers and the members' addresses learned since. */
+  get addresses(): readonly string[] {
+    return this.known;
+  }
+
+  /** Remembers a member's client address named by a server (a hint, a member list); malformed or excess ones are ignored. */
+  learn(address: string | undefined): void {
+    if (!address || this.known.includes(address) || this.known.length >= KNOWN_ADDRESSES_MAX) return;
+    try {
+      parseHostPort(address, false);
+    } catch {
+      return;
+    }
+    this.known.push(address);
+  }
+
+  private learnFrom(status: a.StatusReply): void {
+    this.learn(status.leaderClientAddress);
+    for (const member of status.members) this.learn(member.clientAddress);
+  }
 
   private channel(address: string): InstanceType<typeof a.AdminGrpcClient> {
     let client = this.channels.get(address);
     if (!client) {
       if (this.channels.size >= 2 * SERVERS_MAX) throw new Error(`more than ${2 * SERVERS_MAX} server addresses contacted`);
-      client = new a.AdminGrpcClient(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 500 });
+      client = new a.AdminGrpcClient(address, this.security.credentials, { ...this.security.clientOptions, 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 500 });
       this.channels.set(address, client);
     }
     return client;
@@ -103,6 +135,7 @@ export class AdminClient {
         }
         const leaderId = String(error.metadata?.get(a.LEADER_ID_METADATA)[0] ?? '');
         const leaderAddress = String(error.metadata?.get(a.LEADER_ADDRESS_METADATA)[0] ?? '');
+        this.learn(leaderAddress);
         const details = (error.details || error.message).replace(/\.?\s*Resolution note:\s*$/, '');
         const refused = error.code === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED|connect/i.test(details);
         const silent = error.code === grpc.status.DEADLINE_EXCEEDED && /Deadline exceeded/i.test(details);
@@ -115,12 +148,26 @@ export class AdminClient {
     });
   }
 
-  /** Status of every --servers address at once. */
+  /**
+   * Status of every known address at once, then of the member client
+   * addresses the answers named that were not asked yet (bounded rounds), so
+   * a sweep from one member's address reaches every member it knows of.
+   */
   async sweep(deadlineMs = STATUS_DEADLINE_MS): Promise<Answer[]> {
-    return Promise.all(this.servers.map(async (address) => {
-      const outcome = await this.call(address, 'Status', {}, deadlineMs);
-      return outcome.error ? { address, error: outcome.error } : { address, status: outcome.reply };
-    }));
+    const answers: Answer[] = [];
+    const asked = new Set<string>();
+    for (let round = 0; round < SWEEP_ROUNDS_MAX; round++) {
+      const batch = this.known.filter((address) => !asked.has(address));
+      if (batch.length === 0) break;
+      for (const address of batch) asked.add(address);
+      const got = await Promise.all(batch.map(async (address): Promise<Answer> => {
+        const outcome = await this.call(address, 'Status', {}, deadlineMs);
+        return outcome.error ? { address, error: outcome.error } : { address, status: outcome.reply };
+      }));
+      for (const x of got) if (x.status) this.learnFrom(x.status);
+      answers.push(...got);
+    }
+    return answers;
   }
 
   /** The answering member that says it leads (the highest term wins), or undefined. */
@@ -159,7 +206,7 @@ export class AdminClient {
       await sleep(LEADER_RETRY_PAUSE_MS);
     }
     if (last) return last;
-    return { error: new CallError(this.servers.join(','), grpc.status.UNAVAILABLE, `no leader found in ${LEADER_ATTEMPTS_MAX} attempts (${describeSweep(lastSweep)})`) };
+    return { error: new CallError(this.known.join(','), grpc.status.UNAVAILABLE, `no leader found in ${LEADER_ATTEMPTS_MAX} attempts (${describeSweep(lastSweep)})`) };
   }
 
   close(): void {

@@ -18,6 +18,8 @@ import { parseHostPort } from '../../raft/transport/options';
 import { AdminClient, Answer, CallError, UsageError, describeSweep, parseServers, sleep, unreachableCluster } from './admin-client';
 import { clusterStatus, renderStatusTable } from './cluster-status';
 import { ProgressBar } from './progress';
+import type { ClientSecurity } from '../../proto/tls';
+import { SECURITY_FLAGS, SECURITY_USAGE, securityFromFlags } from '../certs/security-flags';
 
 const MEMBER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 /** A membership change is given this long to apply on the leader. */
@@ -31,6 +33,7 @@ const TRANSFER_TIMEOUT_MS_DEFAULT = 10_000;
 export const OPS_USAGE = `  status --servers H:P,... [--json]
         every member's address, role, term, commit/applied index, lag, last contact and version, and the
         cluster's health; exits 0 only when healthy (--servers may come from HANDLEFS_SERVERS)
+        (every command here takes ${SECURITY_USAGE})
   member list --servers H:P,... [--json]
   member add ID --peer-address H:P --client-address H:P --servers H:P,...
         add a learner; then start it with --join, and promote it once it has caught up
@@ -58,13 +61,17 @@ function parseArgs(args: string[], valueFlags: string[]): Parsed {
     if (!arg.startsWith('--')) { parsed.positionals.push(arg); continue; }
     const equals = arg.indexOf('=');
     const flag = equals > 0 ? arg.slice(0, equals) : arg;
-    if (!valueFlags.includes(flag)) throw new UsageError(`unknown option ${flag}`);
+    if (!valueFlags.includes(flag) && !SECURITY_FLAGS.includes(flag)) throw new UsageError(`unknown option ${flag}`);
     const value = equals > 0 ? arg.slice(equals + 1) : args[++i];
     if (value === undefined || value.startsWith('--')) throw new UsageError(`${flag} needs a value`);
     if (parsed.values.has(flag)) throw new UsageError(`${flag} given twice`);
     parsed.values.set(flag, value);
   }
   return parsed;
+}
+
+function securityOf(parsed: Parsed): ClientSecurity {
+  return securityFromFlags(parsed.values, (message) => new UsageError(message));
 }
 
 function serversOf(parsed: Parsed): string[] {
@@ -215,6 +222,8 @@ async function leaderTransfer(client: AdminClient, to: string | undefined, timeo
   const moved = await client.onLeader('LeaderTransfer', { to: to ?? '', timeoutMs }, timeoutMs + 2_000);
   if (moved.error) fail(moved.error);
   const newLeader = moved.reply.leaderId;
+  // The new leader may be a member none of --servers names: ask it where it is.
+  client.learn(moved.reply.leaderClientAddress);
   if (before && before.id === newLeader) {
     out(`${newLeader} already leads (term ${before.term}); nothing changed\n`);
     return 0;
@@ -258,7 +267,7 @@ async function snapshot(client: AdminClient, id: string): Promise<number> {
 // ---- dispatch ----------------------------------------------------------------------
 
 async function withClient(parsed: Parsed, run: (client: AdminClient) => Promise<number>): Promise<number> {
-  const client = new AdminClient(serversOf(parsed));
+  const client = new AdminClient(serversOf(parsed), securityOf(parsed));
   try {
     return await run(client);
   } finally {

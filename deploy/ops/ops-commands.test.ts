@@ -88,6 +88,44 @@ describe('operator commands on a live three-member cluster', () => {
     expect(run.stdout).toMatch(new RegExp(`^${member.id}: (snapshot at index \\d+ \\(term \\d+\\), log compacted up to \\d+, in \\d+ ms|nothing applied since the snapshot at index \\d+; no new snapshot taken)\n$`));
   });
 
+  describe('given one member\'s address only, every command finds the others and follows the leader', () => {
+    it('moves leadership away from the member named and waits until the new leader is in place', async () => {
+      const leader = await cluster.leader();
+      const run = await handlefs(['leader', 'transfer', '--servers', leader.clientAddress]);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^leadership moved from ${leader.id} to m\\d \\(term \\d+\\) in \\d+ ms\n$`));
+      expect((await cluster.leader()).id).not.toBe(leader.id);
+    }, 30_000);
+
+    it('sends a membership change to the leader from a follower\'s address, and answers its refusal', async () => {
+      const follower = (await cluster.followers())[0];
+      const run = await handlefs(['member', 'remove', 'm9', '--servers', follower.clientAddress]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/^handlefs member remove: .*member m9 is not in the cluster \(members: m1, m2, m3\); nothing changed\n$/);
+    }, 30_000);
+
+    it('shows every member in status and lists them, from a follower\'s address', async () => {
+      const follower = (await cluster.followers())[0];
+      const status = await handlefs(['status', '--servers', follower.clientAddress, '--json']);
+      expect(status.code).toBe(0);
+      const report = JSON.parse(status.stdout) as ClusterStatus;
+      expect(report.health).toBe('healthy');
+      expect(report.members.map((m) => `${m.id}=${m.clientAddress}`).sort()).toEqual(cluster.members.map((m) => `${m.id}=${m.clientAddress}`).sort());
+      const list = await handlefs(['member', 'list', '--servers', follower.clientAddress]);
+      expect(list.code).toBe(0);
+      for (const member of cluster.members) expect(list.stdout).toContain(member.clientAddress);
+    }, 30_000);
+
+    it('takes a snapshot on a member whose address was not given', async () => {
+      const [given, other] = cluster.members;
+      const run = await handlefs(['snapshot', '--member', other.id, '--servers', given.clientAddress]);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^${other.id}: `));
+    }, 30_000);
+  });
+
   describe('bad input: a message naming the problem, exit code ≠ 0, nothing changed', () => {
     it.each([
       [['status'], 2, /--servers HOST:PORT,\.\.\. is required/],

@@ -14,6 +14,7 @@
  * counted until the entry is evicted; block repair refills such a member.
  */
 import * as grpc from '@grpc/grpc-js';
+import { ClientSecurity, PLAINTEXT } from '../../proto/tls';
 import { RaftLogger, silentLogger } from '../../raft/node/node-logger';
 import { BLOCK_CHANNEL_OPTIONS, FetchBlockReply, HasBlocksReply, MAX_HAS_BLOCKS_IDS, blockPeerService } from '../../proto/blocks-proto';
 import { BadBlockIdError, BlockStore, BlockTooLargeError, MAX_BLOCK_BYTES, blockIdOf, isBlockId } from './block-store';
@@ -65,6 +66,8 @@ export interface BlockReplicatorOptions {
   knownHoldersMax?: number;
   sendsInFlightPerPeerMax?: number;
   logger?: RaftLogger;
+  /** Credentials of the channels to the other members (proto/tls.ts: TLS, this member's certificate, the member token); plaintext if absent. */
+  security?: ClientSecurity;
 }
 
 interface Peer {
@@ -98,6 +101,7 @@ export class BlockReplicator implements BlockFetcher {
   /** id → members known to hold it durably; Map order is recency (oldest first). */
   private readonly knownHolders = new Map<string, Set<string>>();
   private readonly logger: RaftLogger;
+  private readonly security: ClientSecurity;
   private closed = false;
 
   constructor(options: BlockReplicatorOptions) {
@@ -110,6 +114,7 @@ export class BlockReplicator implements BlockFetcher {
     if (!Number.isSafeInteger(this.knownHoldersMax) || this.knownHoldersMax < 1) throw new Error(`knownHoldersMax ${String(this.knownHoldersMax)} is not a positive integer`);
     if (!Number.isSafeInteger(this.sendsInFlightPerPeerMax) || this.sendsInFlightPerPeerMax < 1) throw new Error(`sendsInFlightPerPeerMax ${String(this.sendsInFlightPerPeerMax)} is not a positive integer`);
     this.logger = options.logger ?? silentLogger;
+    this.security = options.security ?? PLAINTEXT;
     this.clusterSize = options.clusterSize ?? options.peers.size + 1;
     this.setPeers(options.peers, this.clusterSize);
   }
@@ -145,7 +150,7 @@ export class BlockReplicator implements BlockFetcher {
 
   private clientOf(peer: Peer): grpc.Client {
     if (this.closed) throw new Error('block replicator is closed');
-    peer.client ??= new grpc.Client(peer.address, grpc.credentials.createInsecure(), BLOCK_CHANNEL_OPTIONS);
+    peer.client ??= new grpc.Client(peer.address, this.security.credentials, { ...BLOCK_CHANNEL_OPTIONS, ...this.security.clientOptions });
     return peer.client;
   }
 

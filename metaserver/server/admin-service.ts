@@ -4,7 +4,8 @@
  * changes (learner first, promotion only once caught up, removal of the leader
  * after handing leadership over), leadership transfer and a snapshot now.
  * Registered on the client port beside Meta, as etcd serves Cluster and
- * Maintenance on its client URL. Owns request checks and the refusals that
+ * Maintenance on its client URL; fsck's calls are fsck-admin.ts's (read-only
+ * scans of the state, and the leader's repair proposal). Owns request checks and the refusals that
  * protect a quorum; the Raft rules themselves stay in raft/ (the core refuses
  * what it must refuse). Must never change anything when it answers an error,
  * and never touch the metadata state machine.
@@ -17,14 +18,14 @@ import { RAFT_CONFIG_DEFAULTS } from '../../raft/core/config';
 import { RaftLogger } from '../../raft/node/node-logger';
 import { NodeOverloadedError, NodeStoppedError, ProposalDroppedError, RaftTimeoutError } from '../../raft/node/pending';
 import { RaftNode, RaftNodeStatus } from '../../raft/node/raft-node';
+import { memberClientAddress } from './service-context';
 import { parseHostPort } from '../../raft/transport/options';
 import { isMalformedRequest } from '../../proto/grpc-method';
 import * as a from '../../proto/admin-proto';
+import { FsckAdmin, FsckRequestError } from './fsck-admin';
 
 /** Member ids as --peers accepts them (raft/node/server-config.ts). */
 const MEMBER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-/** Client addresses learned from MemberAdd, beyond the configured ones. */
-const LEARNED_CLIENT_ADDRESSES_MAX = 64;
 const TRANSFER_TIMEOUT_MS_MAX = 60_000;
 /** A follower not heard from within this many election timeouts counts as unreachable for the quorum checks. */
 const ACTIVE_WITHIN_ELECTION_TIMEOUTS = 2;
@@ -34,16 +35,19 @@ const TRANSIENT_REFUSALS = [/has not yet committed an entry of its own term/, /i
 
 export interface AdminServiceOptions {
   /**
-   * Member id → client API address, the same map the Meta service gives
-   * leader hints from: a MemberAdd on this member adds the new member's
-   * (configured entries are never overwritten).
+   * Member id → client API address from this server's configuration
+   * (--clients): the fallback for members whose replicated membership entry
+   * carries none (founders of a cluster bootstrapped before client addresses
+   * were replicated). MemberAdd replicates the new member's in the membership.
    */
-  clientAddresses: Map<string, string>;
+  clientAddresses: ReadonlyMap<string, string>;
   /** How long a membership change may take to apply before DEADLINE_EXCEEDED. */
   requestTimeoutMs: number;
   logger: RaftLogger;
   /** The version reported by Status (default: the package.json's). */
   version?: string;
+  /** fsck's read-only scans of the state (fsck-admin.ts); without it FsckScan and ReferencedBlocks answer UNIMPLEMENTED. */
+  fsck?: FsckAdmin;
 }
 
 class AdminError extends Error {
@@ -103,6 +107,9 @@ export class AdminService {
       MemberRemove: (request: a.MemberIdRequest) => this.memberRemove(request),
       LeaderTransfer: (request: a.LeaderTransferRequest) => this.leaderTransfer(request),
       Snapshot: async () => this.snapshot(),
+      FsckScan: (request: a.FsckScanRequest) => this.fsck().fsckScan(request),
+      ReferencedBlocks: (request: a.ReferencedBlocksRequest) => this.fsck().referencedBlocks(request),
+      FsckRepair: () => this.fsck().fsckRepair(),
     };
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, handler] of Object.entries(handlers) as Array<[string, (request: unknown) => Promise<unknown>]>) {
@@ -136,7 +143,7 @@ export class AdminService {
       role: isLeader ? 'leader' : self?.role === 'learner' ? 'learner' : status.role,
       term: status.term,
       leaderId: status.leaderId,
-      leaderClientAddress: status.leaderId ? this.options.clientAddresses.get(status.leaderId) ?? '' : '',
+      leaderClientAddress: this.clientAddressOf(status.leaderId, status),
       commitIndex: status.commit,
       appliedIndex: status.appliedIndex,
       firstIndex: status.firstIndex,
@@ -150,7 +157,8 @@ export class AdminService {
           lagEntries: Math.max(0, status.lastIndex - p.match), lastContactMs: contact ?? -1,
         };
       }) : [],
-      clientAddress: this.options.clientAddresses.get(status.id) ?? '',
+      // Its own listen address is what this server knows best.
+      clientAddress: this.options.clientAddresses.get(status.id) || this.clientAddressOf(status.id, status),
       peerAddress: self?.address ?? '',
       version: this.version,
       pid: process.pid,
@@ -162,7 +170,12 @@ export class AdminService {
   }
 
   private memberOf(member: Member): a.AdminMember {
-    return { id: member.id, peerAddress: member.address, role: member.role, clientAddress: this.options.clientAddresses.get(member.id) ?? '' };
+    return { id: member.id, peerAddress: member.address, role: member.role, clientAddress: member.clientAddress || this.options.clientAddresses.get(member.id) || '' };
+  }
+
+  /** A member's client address: the replicated membership's, else this server's configuration's, else ''. */
+  private clientAddressOf(id: string, status: RaftNodeStatus = this.node.status()): string {
+    return memberClientAddress(id, status.membership.members, this.options.clientAddresses);
   }
 
   private memberReply(): a.MemberReply {
@@ -182,12 +195,10 @@ export class AdminService {
     if (existing) throw new AdminError(grpc.status.ALREADY_EXISTS, `member ${id} is already in the cluster (a ${existing.role} at ${existing.address}); nothing changed`);
     const sameAddress = members.find((m) => m.address === peerAddress);
     if (sameAddress) throw new AdminError(grpc.status.ALREADY_EXISTS, `peer address ${peerAddress} is already member ${sameAddress.id}'s; nothing changed`);
-    const sameClient = [...this.options.clientAddresses].find(([other, address]) => address === clientAddress && other !== id && members.some((m) => m.id === other));
-    if (clientAddress && sameClient) throw new AdminError(grpc.status.ALREADY_EXISTS, `client address ${clientAddress} is already member ${sameClient[0]}'s; nothing changed`);
-    await this.node.addLearner(id, peerAddress, { timeoutMs: this.options.requestTimeoutMs });
-    if (clientAddress && !this.options.clientAddresses.has(id) && this.options.clientAddresses.size < LEARNED_CLIENT_ADDRESSES_MAX) {
-      this.options.clientAddresses.set(id, clientAddress);
-    }
+    const sameClient = members.find((m) => this.clientAddressOf(m.id, status) === clientAddress);
+    if (clientAddress && sameClient) throw new AdminError(grpc.status.ALREADY_EXISTS, `client address ${clientAddress} is already member ${sameClient.id}'s; nothing changed`);
+    // Replicated with the membership: every member can then hint clients to it.
+    await this.node.addLearner(id, peerAddress, { timeoutMs: this.options.requestTimeoutMs, clientAddress });
     this.options.logger.info('admin: learner added', { id, peerAddress, clientAddress });
     return this.memberReply();
   }
@@ -249,7 +260,7 @@ export class AdminService {
     const timeoutMs = Math.min(TRANSFER_TIMEOUT_MS_MAX, request.timeoutMs > 0 ? request.timeoutMs : 2 * status.electionTimeoutMs);
     const leaderId = await this.node.transferLeadership(to, { timeoutMs });
     this.options.logger.info('admin: leadership transferred', { from: status.leaderId, to: leaderId });
-    return { leaderId, leaderClientAddress: this.options.clientAddresses.get(leaderId) ?? '' };
+    return { leaderId, leaderClientAddress: this.clientAddressOf(leaderId) };
   }
 
   private async snapshot(): Promise<a.SnapshotReply> {
@@ -258,6 +269,11 @@ export class AdminService {
     const durationMs = Date.now() - startedAtMs;
     this.options.logger.info('admin: snapshot on request', { ...taken, durationMs });
     return { id: this.node.status().id, index: taken.index, term: taken.term, compactIndex: taken.compactIndex, taken: taken.taken, durationMs };
+  }
+
+  private fsck(): FsckAdmin {
+    if (!this.options.fsck) throw new AdminError(grpc.status.UNIMPLEMENTED, 'this server was started without fsck scans');
+    return this.options.fsck;
   }
 
   // ---- checks --------------------------------------------------------------------
@@ -296,7 +312,7 @@ export class AdminService {
 
   private notLeader(leaderId: string, why: string): AdminError {
     if (!leaderId || leaderId === this.node.status().id) return new AdminError(grpc.status.UNAVAILABLE, `${why}; no leader is known, retry shortly`);
-    const address = this.options.clientAddresses.get(leaderId) ?? '';
+    const address = this.clientAddressOf(leaderId);
     const metadata = new grpc.Metadata();
     metadata.set(a.LEADER_ID_METADATA, leaderId);
     metadata.set(a.LEADER_ADDRESS_METADATA, address);
@@ -305,6 +321,7 @@ export class AdminService {
 
   private statusOf(method: string, error: unknown): Partial<grpc.StatusObject> {
     if (error instanceof AdminError) return { code: error.code, details: error.message, metadata: error.metadata };
+    if (error instanceof FsckRequestError) return { code: error.code, details: error.message };
     if (error instanceof NotLeaderError) {
       const notLeader = this.notLeader(error.leaderId, 'not the leader');
       return { code: notLeader.code, details: notLeader.message, metadata: notLeader.metadata };

@@ -8,6 +8,7 @@
  * has not collected.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { ClientSecurity } from '../../proto/tls';
 import { Registry } from 'prom-client';
 import { RaftLogger } from '../../raft/node/node-logger';
 import { assembleBlocks } from '../blocks/assemble';
@@ -46,6 +47,8 @@ export interface BlockAccessOptions {
   registry: Registry;
   /** How often the repair loop runs a pass (BlockRepair's default when absent). */
   repairIntervalMs?: number;
+  /** The credentials of this member's BlockPeer calls to the others (proto/tls.ts); plaintext if absent. */
+  security?: ClientSecurity;
 }
 
 export class BlockAccess {
@@ -77,7 +80,7 @@ export class BlockAccess {
 
   static create(options: BlockAccessOptions): BlockAccess {
     const store = options.store;
-    const replicator = new BlockReplicator({ store, selfId: options.selfId, peers: options.peers, logger: options.logger });
+    const replicator = new BlockReplicator({ store, selfId: options.selfId, peers: options.peers, logger: options.logger, security: options.security });
     const machine = options.machine;
     const waitApplied = async (index: number, deadlineMs: number): Promise<void> => {
       // Bounded by the caller's deadline: one look every APPLIED_POLL_MS.

@@ -53,6 +53,11 @@ const KEYS: ReadonlyMap<string, { flag: string; kind: Kind }> = new Map([
   ['maxInodes', { flag: '--max-inodes', kind: 'uint' }],
   ['maxBlockBytes', { flag: '--max-block-bytes', kind: 'uint' }],
   ['minFreeDiskBytes', { flag: '--min-free-disk-bytes', kind: 'uint' }],
+  ['tlsCa', { flag: '--tls-ca', kind: 'path' }],
+  ['tlsCert', { flag: '--tls-cert', kind: 'path' }],
+  ['tlsKey', { flag: '--tls-key', kind: 'path' }],
+  ['clientAuth', { flag: '--client-auth', kind: 'string' }],
+  ['authTokenFile', { flag: '--auth-token-file', kind: 'path' }],
 ] as const);
 /** Sections: each key is a flag too (the flag parser decides every range). */
 const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map([

@@ -3,11 +3,13 @@
  * transport metrics on the member's registry: every API call by method and
  * final gRPC status, POSIX errno answers, latency; the state's sizes (read
  * from a callback at scrape time); and counters the state and the leader
- * bump (commit kinds, expired sessions, dropped versions).
+ * bump (commit kinds, expired sessions, dropped versions); the data folder's
+ * disk free and size (statfs at scrape time).
  * Owns metric registration and the call wrapper only; must never change what
  * a call answers, never register on prom-client's global registry, and never
  * let a failing or slow state callback fail a scrape (Raft metrics share it).
  */
+import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CommitDecision } from '../rules/commit';
@@ -72,6 +74,8 @@ export interface MetaMetricsOptions {
   memberId: string;
   state: StateGaugesSource;
   stateTimeoutMs?: number;
+  /** The member's data folder: handlefs_data_disk_{free,size}_bytes report its file system (omitted: not exported). */
+  dataDir?: string;
 }
 
 /**
@@ -150,6 +154,7 @@ export class MetaMetrics {
         },
       });
     }
+    if (options.dataDir !== undefined) this.registerDiskGauges(options.dataDir, registers, m);
     new Counter({
       name: 'handlefs_meta_blocks_collected_total', registers, labelNames: ['member_id'],
       help: 'Blocks garbage-collected (no kept version referenced them past the grace period) since this member\'s state began.',
@@ -159,6 +164,38 @@ export class MetaMetrics {
         // The state keeps the running total; a counter cannot be set, so it is rebuilt from it.
         this.reset();
         this.inc(m, state.blocksCollected);
+      },
+    });
+  }
+
+  /**
+   * The data folder's file system, read by one statfs per scrape shared by
+   * both gauges. A failed statfs (folder gone, disk error) leaves the last
+   * values: the scrape must not fail with the Raft metrics in it.
+   */
+  private registerDiskGauges(dataDir: string, registers: Registry[], m: { member_id: string }): void {
+    let pending: Promise<fs.StatsFs | undefined> | undefined;
+    const read = (): Promise<fs.StatsFs | undefined> => {
+      if (!pending) {
+        // prom-client starts every collect() of a scrape before any settles, so both gauges share this read.
+        pending = fs.promises.statfs(dataDir).catch(() => undefined).finally(() => { pending = undefined; });
+      }
+      return pending;
+    };
+    new Gauge({
+      name: 'handlefs_data_disk_free_bytes', registers, labelNames: ['member_id'],
+      help: 'Bytes free for unprivileged use on the file system of this member\'s data folder (statfs bavail × bsize, at scrape time).',
+      async collect() {
+        const disk = await read();
+        if (disk) this.set(m, disk.bavail * disk.bsize);
+      },
+    });
+    new Gauge({
+      name: 'handlefs_data_disk_size_bytes', registers, labelNames: ['member_id'],
+      help: 'Size in bytes of the file system of this member\'s data folder (statfs blocks × bsize, at scrape time).',
+      async collect() {
+        const disk = await read();
+        if (disk) this.set(m, disk.blocks * disk.bsize);
       },
     });
   }

@@ -9,16 +9,20 @@ import { MAX_KEEP_LAST, MAX_SESSION_TTL_MS } from '../state/commands';
 import { ServerConfig, ServerConfigError, parseServerArgs } from '../../raft/node/server-config';
 import { parseHostPort } from '../../raft/transport/options';
 import { ServerLimits } from './limits';
+import { TlsConfigError, TlsMaterial, loadTlsMaterial } from '../../proto/tls';
+import { AuthConfigError, TokenPolicy, readTokenPolicy } from './client-auth';
 
 export const META_USAGE = `usage: node dist/metaserver/server/server-main.js --id ID --listen HOST:PORT --client-listen HOST:PORT --data DIR
   --peers ID=RAFT_HOST:PORT,... [--clients ID=CLIENT_HOST:PORT,...] [--session-ttl-ms 10000] [--max-session-ttl-ms 60000]
   [--keep-last 10] [--keep-younger-than-ms 3600000] [--keep-conflicts-younger-than-ms 604800000] [--block-gc-grace-ms 600000]
   [--duty-interval-ms 10000] [--block-pin-ttl-ms 600000] [--block-repair-interval-ms 30000] [--read-only] [--max-inodes N] [--max-block-bytes N] [--min-free-disk-bytes 67108864]
-  [--config FILE.json]
+  [--config FILE.json] [--tls-ca FILE --tls-cert FILE --tls-key FILE] [--client-auth cert|none] [--auth-token-file FILE]
   [--metrics-listen HOST:PORT] [--tick-ms 50] [--election-ticks 10] [--heartbeat-ticks 1] [--snapshot-entries 10000]
   [--snapshot-trailing-entries 1000] [--join] [--verbose]
   --data DIR holds DIR/raft (the Raft log) and DIR/state (the metadata state).
-  --clients names every member's client API address, so a follower can send clients to the leader in one hop.`;
+  --clients names every member's client API address, so a follower can send clients to the leader in one hop.
+  --tls-ca/--tls-cert/--tls-key (all three or none): TLS on the client port and mutual TLS between members;
+  --client-auth cert: clients must present a certificate signed by the CA; --auth-token-file: bearer tokens (docs/security.md).`;
 
 export interface MetaServerConfig {
   raft: ServerConfig;
@@ -38,11 +42,18 @@ export interface MetaServerConfig {
   /** How often each member looks for referenced blocks it lacks. */
   blockRepairIntervalMs: number;
   limits: ServerLimits;
+  /** TLS on every port but metrics (--tls-*); plaintext when absent. The same material is in raft.tls. */
+  tls?: TlsMaterial;
+  /** --client-auth cert: the client port's TLS handshake requires a certificate signed by the CA. */
+  requireClientCertificate: boolean;
+  /** --auth-token-file: every call on the client port needs one of these bearer tokens. */
+  tokenPolicy?: TokenPolicy;
 }
 
 const META_FLAGS = new Set([
   '--clients', '--session-ttl-ms', '--max-session-ttl-ms', '--keep-last', '--keep-younger-than-ms', '--keep-conflicts-younger-than-ms', '--block-gc-grace-ms',
   '--duty-interval-ms', '--block-pin-ttl-ms', '--block-repair-interval-ms', '--max-inodes', '--max-block-bytes', '--min-free-disk-bytes',
+  '--tls-ca', '--tls-cert', '--tls-key', '--client-auth', '--auth-token-file',
 ]);
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -112,6 +123,9 @@ export function parseMetaServerArgs(argv: readonly string[]): MetaServerConfig {
   if (!raft.clientListenAddress) fail(`--client-listen is required\n${META_USAGE}`);
   const clientAddresses = own.has('--clients') ? parseClients(own.get('--clients')!, new Set(raft.members.map((m) => m.id))) : new Map<string, string>();
   if (!clientAddresses.has(raft.id)) clientAddresses.set(raft.id, raft.clientListenAddress);
+  // The founders' bootstrap membership carries the --clients addresses, replicated from then on (as etcd's clientURLs).
+  // Only those given explicitly: every founder must write identical bootstrap entries, so --clients must match as --peers does.
+  if (own.has('--clients')) raft.members = raft.members.map((m) => (clientAddresses.has(m.id) ? { ...m, clientAddress: clientAddresses.get(m.id) } : m));
   const defaultSessionTtlMs = ttlFlag('--session-ttl-ms', own.get('--session-ttl-ms'), 10_000);
   const maxSessionTtlMs = ttlFlag('--max-session-ttl-ms', own.get('--max-session-ttl-ms'), Math.max(60_000, defaultSessionTtlMs));
   if (defaultSessionTtlMs > maxSessionTtlMs) fail(`--session-ttl-ms (${defaultSessionTtlMs}) exceeds --max-session-ttl-ms (${maxSessionTtlMs})`);
@@ -130,8 +144,41 @@ export function parseMetaServerArgs(argv: readonly string[]): MetaServerConfig {
   };
   const blockPinTtlMs = intFlag('--block-pin-ttl-ms', own.get('--block-pin-ttl-ms'), 10 * 60 * 1000, 1_000, DAY_MS);
   const blockRepairIntervalMs = intFlag('--block-repair-interval-ms', own.get('--block-repair-interval-ms'), 30_000, 100, DAY_MS);
+  const security = parseSecurity(own);
+  if (security.tls !== undefined) raft.tls = security.tls;
   return {
+    ...security,
     raft, clientListenAddress: raft.clientListenAddress, clientAddresses, defaultSessionTtlMs, maxSessionTtlMs, retention, blockGcGraceMs, dutyIntervalMs, blockPinTtlMs,
     blockRepairIntervalMs, limits,
   };
+}
+
+/** The TLS and client-authentication flags; files are read and checked here, so a bad one stops the server before it starts. */
+function parseSecurity(own: ReadonlyMap<string, string>): { tls?: TlsMaterial; requireClientCertificate: boolean; tokenPolicy?: TokenPolicy } {
+  const tlsFlags = ['--tls-ca', '--tls-cert', '--tls-key'];
+  const given = tlsFlags.filter((flag) => own.has(flag));
+  if (given.length > 0 && given.length < 3) fail(`${tlsFlags.filter((flag) => !own.has(flag)).join(' and ')} missing: --tls-ca, --tls-cert and --tls-key go together (a member needs all three)`);
+  let tls: TlsMaterial | undefined;
+  if (given.length === 3) {
+    try {
+      tls = loadTlsMaterial({ caFile: own.get('--tls-ca')!, certFile: own.get('--tls-cert')!, keyFile: own.get('--tls-key')! });
+    } catch (error) {
+      if (error instanceof TlsConfigError) fail(`TLS: ${error.message}`);
+      throw error;
+    }
+  }
+  const clientAuth = own.get('--client-auth') ?? 'none';
+  if (clientAuth !== 'cert' && clientAuth !== 'none') fail(`--client-auth must be cert or none, got ${JSON.stringify(clientAuth)}`);
+  if (clientAuth === 'cert' && tls === undefined) fail('--client-auth cert needs TLS: give --tls-ca, --tls-cert and --tls-key');
+  let tokenPolicy: TokenPolicy | undefined;
+  const tokenFile = own.get('--auth-token-file');
+  if (tokenFile !== undefined) {
+    try {
+      tokenPolicy = readTokenPolicy(tokenFile);
+    } catch (error) {
+      if (error instanceof AuthConfigError) fail(error.message);
+      throw error;
+    }
+  }
+  return { tls, requireClientCertificate: clientAuth === 'cert', tokenPolicy };
 }

@@ -33,10 +33,10 @@ import { ServerLimits, Usage, limitRefusal } from './limits';
 import { MetaMetrics } from './meta-metrics';
 import * as p from '../../proto/meta-proto';
 import { MAX_CLIENT_NAME_CHARS, RequestError, optionalUint, requireCaller, requireHeader, requireId, requireString, requireUint, sessionTtlMs } from './request-checks';
-import { CallInfo, Handlers, ServiceContext, attrOf, failureFields } from './service-context';
+import { CallInfo, Handlers, ServiceContext, attrOf, failureFields, memberClientAddress } from './service-context';
 
 export interface MetaServiceOptions {
-  /** Member id → that member's client API address, for NOT_LEADER hints (the node only knows Raft addresses). */
+  /** Member id → client API address from the configuration: NOT_LEADER hints fall back to it when the replicated membership has none. */
   clientAddresses: ReadonlyMap<string, string>;
   /** How long a proposal or a ReadIndex waits when the client set no deadline; a deadline is honoured up to maxRequestTimeoutMs. */
   requestTimeoutMs: number;
@@ -115,7 +115,7 @@ export class MetaService implements ServiceContext {
   private notLeader(leaderId: string): Partial<grpc.StatusObject> {
     if (!leaderId || leaderId === this.node.status().id) return grpcError(grpc.status.UNAVAILABLE, 'no leader is known; retry shortly');
     const metadata = new grpc.Metadata();
-    const address = this.options.clientAddresses.get(leaderId) ?? '';
+    const address = memberClientAddress(leaderId, this.node.status().membership.members, this.options.clientAddresses);
     metadata.set(p.LEADER_ID_METADATA, leaderId);
     metadata.set(p.LEADER_ADDRESS_METADATA, address);
     return grpcError(grpc.status.FAILED_PRECONDITION, `not the leader; the leader is ${leaderId}${address ? ` at ${address}` : ' (client address unknown)'}`, metadata);

@@ -13,7 +13,6 @@
  *     --data /tmp/x/m1 --peers m1=127.0.0.1:7001,m2=... --clients m1=127.0.0.1:8001,m2=...
  */
 import { performance } from 'node:perf_hooks';
-import * as grpc from '@grpc/grpc-js';
 import { widenServerFlowWindows } from '../../proto/flow-control';
 import { EXIT_BAD_CONFIG, EXIT_START_FAILED, Fail, announceReady, failWith, listenMetrics, startMember, stopOnSignals } from '../../raft/node/member-process';
 import { ServerConfigError } from '../../raft/node/server-config';
@@ -29,6 +28,9 @@ import { metaService } from '../../proto/meta-proto';
 import { MetaService } from './meta-service';
 import { adminService } from '../../proto/admin-proto';
 import { AdminService } from './admin-service';
+import { FsckAdmin } from './fsck-admin';
+import { clientSecurity, serverCredentials } from '../../proto/tls';
+import { AuthenticatingServer } from './client-auth';
 
 /** A call without a deadline waits this long for the cluster; a client's deadline is honoured up to MAX_REQUEST_TIMEOUT_MS. */
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -48,7 +50,10 @@ async function run(config: MetaServerConfig): Promise<void> {
   }, fail);
   if (!blockStore) throw new Error('the block store was not opened with the state machine');
   const peers = new Map([...config.clientAddresses].filter(([id]) => id !== raftConfig.id));
-  const blocks = BlockAccess.create({ store: blockStore, selfId: raftConfig.id, peers, machine: state, logger, registry, repairIntervalMs: config.blockRepairIntervalMs });
+  const blocks = BlockAccess.create({
+    store: blockStore, selfId: raftConfig.id, peers, machine: state, logger, registry, repairIntervalMs: config.blockRepairIntervalMs,
+    security: clientSecurity(config.tls, config.tokenPolicy?.memberToken),
+  });
   let blocksCollected = 0;
   const deleteCollected = state.onBlocksCollected;
   state.onBlocksCollected = async (ids) => {
@@ -58,6 +63,7 @@ async function run(config: MetaServerConfig): Promise<void> {
   const metrics = new MetaMetrics({
     registry,
     memberId: raftConfig.id,
+    dataDir: raftConfig.dataDir,
     state: async () => {
       const counters = await state.query.counters();
       const stored = blocks.store.stats();
@@ -96,15 +102,16 @@ async function run(config: MetaServerConfig): Promise<void> {
     blockPinTtlMs: config.blockPinTtlMs,
     dataDir: raftConfig.dataDir,
   });
-  const server = new grpc.Server({ 'grpc.max_concurrent_streams': 1024 });
+  // Every service added goes through the token check (client-auth.ts) when --auth-token-file is given.
+  const server = new AuthenticatingServer(config.tokenPolicy, { 'grpc.max_concurrent_streams': 1024 });
   widenServerFlowWindows(server);
   server.addService(metaService, instrumentHandlers(service.implementation(), metrics));
   blocks.addTo(server);
-  server.addService(adminService, new AdminService(node, { clientAddresses: config.clientAddresses, requestTimeoutMs: REQUEST_TIMEOUT_MS, logger }).implementation());
+  server.addService(adminService, new AdminService(node, { clientAddresses: config.clientAddresses, requestTimeoutMs: REQUEST_TIMEOUT_MS, logger, fsck: new FsckAdmin(state.scans, raftConfig.id, node) }).implementation());
   let clientPort: number;
   try {
     clientPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(config.clientListenAddress, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+      server.bindAsync(config.clientListenAddress, serverCredentials(config.tls, config.requireClientCertificate), (error, port) => (error ? reject(error) : resolve(port)));
     });
   } catch (error) {
     await node.stop({ graceful: false }).catch(() => {});

@@ -5,6 +5,7 @@
  * shapes common to all. Owns no state and decides nothing.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Member } from '../../raft/core/types';
 import { MalformedRequest } from '../../proto/grpc-method';
 import { Result } from '../rules/errno';
 import { MutationBody } from '../state/commands';
@@ -50,4 +51,14 @@ export function failureFields(result: Result<unknown>): p.Reply {
 
 export function attrOf(attrs: Attrs): p.Attr {
   return { ...attrs };
+}
+
+/**
+ * A member's client API address for leader hints: the one replicated in the
+ * Raft membership (set by MemberAdd and by the founders' bootstrap), else this
+ * server's configured one (--clients), else '' (the client tries its next server).
+ */
+export function memberClientAddress(id: string, members: readonly Member[], configured: ReadonlyMap<string, string>): string {
+  if (!id) return '';
+  return members.find((m) => m.id === id)?.clientAddress || configured.get(id) || '';
 }

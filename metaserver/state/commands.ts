@@ -104,7 +104,16 @@ export type Command =
   | { op: 'retainVersions'; handle: number; nowMs: number; keepLast: number; keepYoungerThanMs: number; keepConflictsYoungerThanMs: number }
   /** Proposed by the leader: delete these blocks if, at this log position, nothing references or pins them and graceMs passed. */
   | { op: 'collectBlocks'; ids: string[]; nowMs: number; graceMs: number }
+  /** Proposed by the leader for `handlefs fsck --repair` (state/repair-ops.ts): each fix applies only if the record is as the check saw it. */
+  | { op: 'repairNamespace'; nowMs: number; nlink: NlinkFix[]; collect: OrphanCollect[] }
   | MutationCommand;
+
+/** Set handle's nlink from fromNlink (what the check saw) to toNlink (what its entries say). */
+export interface NlinkFix { handle: number; generation: number; fromNlink: number; toNlink: number }
+/** Remove a non-directory no entry names and no fh holds, if its nlink is still what the check saw. */
+export interface OrphanCollect { handle: number; generation: number; nlink: number }
+/** Fixes one repairNamespace command may carry, of each kind. */
+export const MAX_REPAIRS_PER_COMMAND = 1024;
 
 export type CommandOp = Command['op'];
 
@@ -157,6 +166,12 @@ function decodeBody(f: Fields): Command {
       };
     case 'collectBlocks':
       return { op, ids: f.blockIds('ids', false, MAX_BLOCK_IDS_PER_COMMAND), nowMs: f.int('nowMs', 0), graceMs: f.int('graceMs', 0) };
+    case 'repairNamespace':
+      return {
+        op, nowMs: f.int('nowMs', 0),
+        nlink: f.objects('nlink', MAX_REPAIRS_PER_COMMAND).map((x) => ({ handle: x.handle('handle'), generation: x.int('generation', 1), fromNlink: x.int('fromNlink', 0), toNlink: x.int('toNlink', 0) })),
+        collect: f.objects('collect', MAX_REPAIRS_PER_COMMAND).map((x) => ({ handle: x.handle('handle'), generation: x.int('generation', 1), nlink: x.int('nlink', 0) })),
+      };
   }
   const sequence = f.int('sequence', 1);
   const header: MutationHeader = {
@@ -291,6 +306,17 @@ class Fields {
   /** Written ranges: offsets and canonical base64 (Buffer.from ignores stray characters, so a round trip is required). */
   has(name: string): boolean {
     return this.raw[name] !== undefined;
+  }
+
+  /** An array of at most maxItems objects, each read through its own Fields. */
+  objects(name: string, maxItems: number): Fields[] {
+    const value = this.raw[name];
+    if (!Array.isArray(value)) throw new FieldError(`field ${name} must be an array`);
+    if (value.length > maxItems) throw new FieldError(`field ${name} holds ${value.length} items, more than ${maxItems}`);
+    return value.map((item, i) => {
+      if (!isObject(item)) throw new FieldError(`field ${name}[${i}] must be an object`);
+      return new Fields(item);
+    });
   }
 
   blockIds(name: string, allowHoles: boolean, maxIds: number): string[] {

@@ -32,6 +32,8 @@ import { Overlay, Scope } from './overlay';
 import { RecordCache } from './record-cache';
 import { AssemblyRequired, isAssemblyRequired } from './version-content';
 import { MetaQueries } from './queries';
+import { ScanPoints } from './state-scan';
+import { repairNamespace } from './repair-ops';
 import { APPLIED_KEY, Inode, ROOT_HANDLE, Session, decodeRecord, encodeRecord, isStateKey, sessionKey, sessionResultKey, inodeKey, direntKey, fhKey } from './records';
 
 /** The keyspace as level-keyspace.ts sees it; snapshots open with "HMS1". */
@@ -89,6 +91,8 @@ export class MetaStateMachine implements StateMachine {
   /** Set once the root directory is known to exist (created by the first apply). */
   private rootExists = false;
   readonly query: MetaQueries;
+  /** fsck's digest-and-check scans at a chosen applied index (state-scan.ts): apply stops at such an index long enough to open a snapshot. */
+  readonly scans: ScanPoints;
 
   private readonly cache: RecordCache;
   /** Block ids collectBlocks commands of the running batch collected; handed to onBlocksCollected once it is durable. */
@@ -105,6 +109,7 @@ export class MetaStateMachine implements StateMachine {
   private constructor(private readonly keyspace: LevelKeyspace, readonly dataDir: string) {
     this.cache = new RecordCache(keyspace.db);
     this.query = new MetaQueries(keyspace.db, this.cache);
+    this.scans = new ScanPoints(() => keyspace.db, () => keyspace.appliedIndex);
   }
 
   static async open(dataDir: string): Promise<MetaStateMachine> {
@@ -116,6 +121,15 @@ export class MetaStateMachine implements StateMachine {
   }
 
   async apply(entries: Entry[]): Promise<unknown[]> {
+    // A scan wants the state at an index inside this batch: apply up to it, let the scan open its snapshot, then the rest.
+    const cut = entries.length < 2 ? 0 : this.scans.cutAt(entries[0].index, entries[entries.length - 1].index);
+    if (cut > 0 && cut < entries.length) return [...await this.apply(entries.slice(0, cut)), ...await this.apply(entries.slice(cut))];
+    const results = await this.applyBatch(entries);
+    this.scans.reached(this.keyspace.appliedIndex);
+    return results;
+  }
+
+  private async applyBatch(entries: Entry[]): Promise<unknown[]> {
     let createdRoot = false;
     this.collectedInBatch = [];
     // Decoded once: the prefetch and the apply both need the commands.
@@ -176,7 +190,7 @@ export class MetaStateMachine implements StateMachine {
   private async applyOne(overlay: Overlay, command: Command | string, entryIndex: number): Promise<CommandResult> {
     if (typeof command === 'string') return fail(Errno.EINVAL, `malformed command at index ${entryIndex}: ${command}`);
     if (command.op === 'openSession' || command.op === 'expireSession') return this.sessionCommand(overlay, command, entryIndex);
-    if (command.op === 'retainVersions' || command.op === 'collectBlocks') return this.leaderCommand(overlay, command);
+    if (command.op === 'retainVersions' || command.op === 'collectBlocks' || command.op === 'repairNamespace') return this.leaderCommand(overlay, command);
     const bytes = await overlay.get(sessionKey(command.sessionId));
     if (!bytes) return sessionFailure('SESSION_EXPIRED', `session ${command.sessionId} is unknown, closed or expired`);
     const session = decodeRecord<Session>(bytes, 'session');
@@ -264,8 +278,13 @@ export class MetaStateMachine implements StateMachine {
   }
 
   /** Retention and block collection, proposed by the leader with its clock and policy; no session. */
-  private async leaderCommand(overlay: Overlay, command: Extract<Command, { op: 'retainVersions' | 'collectBlocks' }>): Promise<CommandResult> {
+  private async leaderCommand(overlay: Overlay, command: Extract<Command, { op: 'retainVersions' | 'collectBlocks' | 'repairNamespace' }>): Promise<CommandResult> {
     const scope = new Scope(overlay);
+    if (command.op === 'repairNamespace') {
+      const result = await repairNamespace(scope, command);
+      scope.flush();
+      return ok(result);
+    }
     if (command.op === 'retainVersions') {
       const result = await retainVersions(scope, command);
       if (result.ok) scope.flush();
@@ -304,6 +323,7 @@ export class MetaStateMachine implements StateMachine {
 
   /** Replaces everything with the snapshot's keys and sets the applied index, in one synchronous batch. */
   async restore(snapshot: Snapshot): Promise<void> {
+    this.scans.cancelAll('this member is installing a snapshot; ask again');
     this.cache.clear();
     await this.keyspace.restore(snapshot);
     this.cache.clear();
@@ -312,6 +332,7 @@ export class MetaStateMachine implements StateMachine {
   }
 
   async close(): Promise<void> {
+    this.scans.cancelAll('this member is closing');
     await this.keyspace.close();
   }
 }

@@ -1,6 +1,7 @@
 /** Single-server membership changes (Raft thesis §4.1) with learners. */
 import { TestCluster, bytes } from './testing/cluster';
-import { EntryType, MembershipChangeType, MessageType, ProposalRejectedError, emptyMessage } from './types';
+import { EntryType, Membership, MembershipChangeType, MessageType, ProposalRejectedError, emptyMessage } from './types';
+import { applyMembershipChange, bootstrapEntries, decodeMembershipChange, encodeMembershipChange } from './membership';
 
 function roles(c: TestCluster, on: string): Record<string, string> {
   return Object.fromEntries(c.core(on).status().membership.members.map((m) => [m.id, m.role]));
@@ -157,5 +158,26 @@ describe('membership changes', () => {
     c.core('a').step({ ...emptyMessage(MessageType.Prop, 'stranger', 'a', 0), entries: [{ term: 0, index: 0, type: EntryType.Normal, data: bytes('x') }] });
     expect(c.core('a').droppedMessages().unknown_sender).toBe(1);
     expect(c.core('a').status().lastIndex).toBe(c.core('a').status().commit);
+  });
+});
+
+describe('a member\'s client address (opaque to raft: stored and returned only)', () => {
+  it('travels in an add change into the membership, and a change without one encodes as before', () => {
+    const change = { type: MembershipChangeType.AddLearner, id: 'm4', address: '127.0.0.1:7004', clientAddress: '127.0.0.1:8004' };
+    expect(decodeMembershipChange(encodeMembershipChange(change))).toEqual(change);
+    const plain = { type: MembershipChangeType.AddLearner, id: 'm4', address: '127.0.0.1:7004' };
+    expect(Buffer.from(encodeMembershipChange(plain)).toString()).toBe('{"type":1,"id":"m4","address":"127.0.0.1:7004"}');
+    const before = { members: [{ id: 'm1', address: '127.0.0.1:7001', role: 'voter' as const }] };
+    const after = applyMembershipChange(before, change);
+    expect(after.members).toEqual([before.members[0], { id: 'm4', address: '127.0.0.1:7004', role: 'learner', clientAddress: '127.0.0.1:8004' }]);
+    // Promotion keeps it.
+    expect(applyMembershipChange(after, { type: MembershipChangeType.PromoteLearner, id: 'm4', address: '' }).members[1].clientAddress).toBe('127.0.0.1:8004');
+    expect(() => decodeMembershipChange(Buffer.from('{"type":1,"id":"m4","address":"a:1","clientAddress":7}'))).toThrow(/malformed/);
+  });
+
+  it('is in the founders\' bootstrap entries when their membership has it', () => {
+    const founders: Membership = { members: [{ id: 'm1', address: '127.0.0.1:7001', role: 'voter' as const, clientAddress: '127.0.0.1:8001' }, { id: 'm2', address: '127.0.0.1:7002', role: 'voter' as const }] };
+    const replayed = bootstrapEntries(founders).reduce((membership, entry) => applyMembershipChange(membership, decodeMembershipChange(entry.data)), { members: [] } as Membership);
+    expect(replayed).toEqual(founders);
   });
 });

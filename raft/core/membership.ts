@@ -20,17 +20,19 @@ export function isVoter(membership: Membership, id: NodeId): boolean {
 }
 
 export function encodeMembershipChange(change: MembershipChange): Uint8Array {
-  return Buffer.from(JSON.stringify({ type: change.type, id: change.id, address: change.address }), 'utf8');
+  // clientAddress only when set, so a change without one encodes exactly as before it existed.
+  const fields = change.clientAddress ? { type: change.type, id: change.id, address: change.address, clientAddress: change.clientAddress } : { type: change.type, id: change.id, address: change.address };
+  return Buffer.from(JSON.stringify(fields), 'utf8');
 }
 
 export function decodeMembershipChange(data: Uint8Array): MembershipChange {
   const parsed: unknown = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
   if (typeof parsed !== 'object' || parsed === null) throw new Error('membership change: not an object');
-  const { type, id, address } = parsed as Record<string, unknown>;
-  if (typeof type !== 'number' || !(type in MembershipChangeType) || typeof id !== 'string' || typeof address !== 'string') {
+  const { type, id, address, clientAddress } = parsed as Record<string, unknown>;
+  if (typeof type !== 'number' || !(type in MembershipChangeType) || typeof id !== 'string' || typeof address !== 'string' || (clientAddress !== undefined && typeof clientAddress !== 'string')) {
     throw new Error(`membership change: malformed ${JSON.stringify(parsed)}`);
   }
-  return { type, id, address };
+  return clientAddress ? { type, id, address, clientAddress } : { type, id, address };
 }
 
 /** Returns why the change cannot be made to `membership`, or undefined if it can. Caught-up checks are the caller's. */
@@ -43,6 +45,7 @@ export function membershipChangeProblem(membership: Membership, change: Membersh
       if (existing !== undefined) return `member ${change.id} is already in the cluster as a ${existing.role}`;
       if (change.address.length === 0 || change.address.length > MAX_ADDRESS_LENGTH) return `member ${change.id} needs an address (1..${MAX_ADDRESS_LENGTH} characters)`;
       if (membership.members.some((m) => m.address === change.address)) return `address ${change.address} is already used by another member`;
+      if (change.clientAddress !== undefined && (typeof change.clientAddress !== 'string' || change.clientAddress.length > MAX_ADDRESS_LENGTH)) return `member ${change.id}'s client address must be at most ${MAX_ADDRESS_LENGTH} characters`;
       return undefined;
     case MembershipChangeType.PromoteLearner:
       if (existing === undefined) return `member ${change.id} is not in the cluster`;
@@ -67,10 +70,10 @@ export function applyMembershipChange(membership: Membership, change: Membership
   let members: Member[];
   switch (change.type) {
     case MembershipChangeType.AddVoter:
-      members = [...membership.members, { id: change.id, address: change.address, role: 'voter' }];
+      members = [...membership.members, newMember(change, 'voter')];
       break;
     case MembershipChangeType.AddLearner:
-      members = [...membership.members, { id: change.id, address: change.address, role: 'learner' }];
+      members = [...membership.members, newMember(change, 'learner')];
       break;
     case MembershipChangeType.PromoteLearner:
       members = membership.members.map((m) => (m.id === change.id ? { ...m, role: 'voter' as const } : m));
@@ -83,6 +86,10 @@ export function applyMembershipChange(membership: Membership, change: Membership
   return { members };
 }
 
+function newMember(change: MembershipChange, role: Member['role']): Member {
+  return change.clientAddress ? { id: change.id, address: change.address, role, clientAddress: change.clientAddress } : { id: change.id, address: change.address, role };
+}
+
 /**
  * The first log entries of a new cluster: one committed change per founding
  * member at term 1, identical on every founder, so a member added later
@@ -93,6 +100,8 @@ export function bootstrapEntries(membership: Membership): Entry[] {
     term: 1,
     index: i + 1,
     type: EntryType.MembershipChange,
-    data: encodeMembershipChange({ type: member.role === 'voter' ? MembershipChangeType.AddVoter : MembershipChangeType.AddLearner, id: member.id, address: member.address }),
+    data: encodeMembershipChange({
+      type: member.role === 'voter' ? MembershipChangeType.AddVoter : MembershipChangeType.AddLearner, id: member.id, address: member.address, clientAddress: member.clientAddress,
+    }),
   }));
 }

@@ -38,6 +38,12 @@ export interface Member {
   /** Where the member's Raft transport listens ("host:port"); also what NotLeader hints carry. */
   address: string;
   role: MemberRole;
+  /**
+   * Where the application serves its clients, replicated with the membership
+   * so every member can name any other's (as etcd's clientURLs). Opaque to
+   * raft: stored and returned, never used. Absent for members added without one.
+   */
+  clientAddress?: string;
 }
 
 /** The cluster's configuration as of some log index. Kept sorted by id. */
@@ -57,6 +63,8 @@ export interface MembershipChange {
   id: NodeId;
   /** Required for AddVoter/AddLearner; ignored otherwise. */
   address: string;
+  /** Optional for AddVoter/AddLearner (becomes Member.clientAddress); ignored otherwise. */
+  clientAddress?: string;
 }
 
 export interface SnapshotMetadata {

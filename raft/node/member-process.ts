@@ -65,6 +65,7 @@ export async function startMember<M extends ClosableStateMachine>(
     const transport = new GrpcTransport({
       localId: config.id,
       listenAddress: config.listenAddress,
+      tls: config.tls,
       registry,
       logger: { info: (line) => logger.info(line), warn: (line) => logger.warn(line) },
     });

@@ -100,6 +100,26 @@ export class NodeMetrics {
     });
   }
 
+  /**
+   * `handlefs_raft_last_contact_seconds{member_id}`, read at scrape time:
+   * seconds since this member last heard from a leader (0 on the leader; since
+   * the node started when it never has). Grows on every member that lost its
+   * leader, so "no leader as each member sees it" needs no leader to report it.
+   */
+  watchLastContact(lastContactSeconds: () => number): void {
+    if (this.registry.getSingleMetric('handlefs_raft_last_contact_seconds')) return;
+    const m = { member_id: this.memberId };
+    new Gauge({
+      name: 'handlefs_raft_last_contact_seconds',
+      help: 'Seconds since this member last heard from a leader (0 on the leader; since the start when it never has).',
+      labelNames: ['member_id'],
+      registers: [this.registry],
+      collect() {
+        this.set(m, lastContactSeconds());
+      },
+    });
+  }
+
   proposalFailed(reason: FailureReason): void {
     this.proposalsFailed.inc({ member_id: this.memberId, reason });
   }

@@ -12,6 +12,7 @@ import { LevelRaftStorage } from '../storage/level-storage';
 import { GrpcTransport } from '../transport/grpc-transport';
 import { KvResult, KvStateMachine, encodeKvCommand } from './kv-state-machine';
 import { NodeOverloadedError, ProposalDroppedError } from './pending';
+import { StateMachine } from './interfaces';
 import { RaftNode, RaftNodeOptions } from './raft-node';
 import { freePort } from './process-cluster';
 
@@ -53,7 +54,9 @@ class InProcessCluster {
     return member;
   }
 
-  async start(id: string, options: Partial<RaftNodeOptions> & { bootstrap?: boolean } = {}): Promise<RaftNode> {
+  /** `wrap` puts a layer over the member's KV machine (e.g. to hold its snapshot reads). */
+  async start(id: string, startOptions: Partial<RaftNodeOptions> & { bootstrap?: boolean; wrap?: (kv: KvStateMachine) => StateMachine } = {}): Promise<RaftNode> {
+    const { wrap, ...options } = startOptions;
     const m = this.members.get(id)!;
     const storage = await LevelRaftStorage.open(path.join(m.dir, 'raft'));
     m.kv = await KvStateMachine.open(path.join(m.dir, 'kv'));
@@ -69,7 +72,7 @@ class InProcessCluster {
       tickIntervalMs: TICK_MS,
       storage,
       transport,
-      stateMachine: m.kv,
+      stateMachine: wrap ? wrap(m.kv) : m.kv,
       bootstrapMembership: options.bootstrap === false ? undefined : { members: voters },
       joinPeers: voters,
       registry: m.registry,
@@ -105,6 +108,38 @@ class InProcessCluster {
   async destroy(): Promise<void> {
     for (const id of this.members.keys()) await this.stop(id).catch(() => {});
     fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The real KV machine, whose snapshot reads can be held at their start until
+ * released, so a test can act while a local snapshot is in progress.
+ */
+class HeldSnapshots {
+  readsStarted = 0;
+  private held: Promise<void> | undefined;
+  private releaseHeld: () => void = () => {};
+
+  wrap(kv: KvStateMachine): StateMachine {
+    return {
+      apply: (entries) => kv.apply(entries),
+      appliedIndex: () => kv.appliedIndex(),
+      restore: (snapshot) => kv.restore(snapshot),
+      snapshot: async () => {
+        this.readsStarted++;
+        if (this.held) await this.held;
+        return kv.snapshot();
+      },
+    };
+  }
+
+  hold(): void {
+    this.held = new Promise((resolve) => { this.releaseHeld = resolve; });
+  }
+
+  release(): void {
+    this.held = undefined;
+    this.releaseHeld();
   }
 }
 
@@ -301,5 +336,76 @@ describe('a leader cut off from its followers', () => {
     await waitFor('the old leader to apply the new leader\'s entries', () => oldLeader.status().appliedIndex >= newLeader.status().commit);
     expect(await cluster.kv(oldId).get('lost')).toBeUndefined();
     expect(Buffer.from((await cluster.kv(oldId).get('after-4'))!).toString()).toBe('cut');
+  });
+});
+
+describe('snapshots on request (snapshotNow) meeting other snapshots', () => {
+  it('a request made while an automatic snapshot is being read is answered by that snapshot once saved', async () => {
+    cluster = new InProcessCluster();
+    await cluster.addMember('solo');
+    const snapshots = new HeldSnapshots();
+    snapshots.hold();
+    const node = await cluster.start('solo', { snapshotThresholdEntries: 20, snapshotTrailingEntries: 5, wrap: (kv) => snapshots.wrap(kv) });
+    await cluster.leader();
+    // The threshold (20 + up to 2 of jitter) is crossed: the automatic snapshot starts and is held while read.
+    let last: Promise<unknown> = Promise.resolve();
+    for (let i = 0; i < 40 && snapshots.readsStarted === 0; i++) {
+      // A proposal applied after the held read waits for it: race each against the read starting.
+      last = node.propose(put(`k${i}`, `v${i}`));
+      await Promise.race([last, waitFor('the automatic snapshot to start', () => snapshots.readsStarted > 0, 10_000)]);
+    }
+    expect(snapshots.readsStarted).toBe(1);
+    const appliedAtRequest = node.status().appliedIndex;
+    const requested = node.snapshotNow();
+    snapshots.release();
+    const taken = await requested;
+    await last;
+    // The snapshot in progress covers the request; one more is taken only if entries applied meanwhile (the raced proposal).
+    expect(taken.taken).toBe(true);
+    expect(taken.index).toBeGreaterThanOrEqual(appliedAtRequest);
+    expect(taken.compactIndex).toBe(taken.index - 5);
+    expect(taken.term).toBeGreaterThan(0);
+    expect(snapshots.readsStarted).toBe(taken.index === appliedAtRequest ? 1 : 2);
+    expect(node.status().snapshotIndex).toBe(taken.index);
+    expect(await node.snapshotNow()).toMatchObject({ taken: node.status().appliedIndex > taken.index, index: node.status().appliedIndex });
+  });
+
+  it('a request overtaken by a snapshot from the leader is refused with a reason, and asking again works', async () => {
+    cluster = new InProcessCluster();
+    for (const id of ['a', 'b', 'c']) await cluster.addMember(id);
+    const snapshotOptions = { snapshotThresholdEntries: 10_000, snapshotTrailingEntries: 0 };
+    const snapshots = new HeldSnapshots();
+    await Promise.all(['a', 'b'].map((id) => cluster.start(id, snapshotOptions)));
+    await cluster.start('c', { ...snapshotOptions, wrap: (kv) => snapshots.wrap(kv) });
+    let leader = await cluster.leader();
+    if (leader === cluster.node('c')) {
+      await leader.transferLeadership('a');
+      leader = await waitFor('a to lead', () => cluster.node('a').status().role === 'leader' && cluster.node('a'));
+    }
+    for (let i = 0; i < 5; i++) await leader.propose(put(`k${i}`, `v${i}`));
+    const follower = cluster.node('c');
+    await waitFor('c to apply', () => follower.status().appliedIndex >= leader.status().commit);
+
+    // c is cut off and starts a snapshot on request, held while it is read.
+    cluster.isolated.add('c');
+    snapshots.hold();
+    const requested = follower.snapshotNow();
+    const outcome = requested.then(() => 'resolved', (error: Error) => error.message);
+    await waitFor('c to start reading its snapshot', () => snapshots.readsStarted === 1);
+    // Meanwhile the others move on and compact their logs, so c can only catch up from the leader's snapshot.
+    for (let i = 5; i < 15; i++) await leader.propose(put(`k${i}`, `v${i}`));
+    const leaderSnapshot = await leader.snapshotNow();
+    expect(leaderSnapshot.taken).toBe(true);
+    expect(leader.status().firstIndex).toBeGreaterThan(follower.status().lastIndex);
+    cluster.isolated.delete('c');
+    // The leader's snapshot reaches c's core; its Ready waits for the read in progress, which is then released.
+    await waitFor('the leader\'s snapshot to reach c', () => follower.status().snapshotIndex >= leaderSnapshot.index);
+    expect(follower.status().appliedIndex).toBeLessThan(leaderSnapshot.index);
+    snapshots.release();
+    expect(await outcome).toMatch(/a snapshot from the leader replaced the local one in progress; ask again/);
+    await waitFor('c to catch up from the snapshot', () => follower.status().appliedIndex >= leader.status().commit, 10_000);
+    expect(Buffer.from((await cluster.kv('c').get('k14'))!).toString()).toBe('v14');
+    const again = await follower.snapshotNow();
+    expect(again.index).toBeGreaterThanOrEqual(leader.status().snapshotIndex);
   });
 });

@@ -27,10 +27,11 @@ import { levelStateMachine } from './level-state-machine';
 import { NodeMetrics } from './node-metrics';
 import { RaftLogger, silentLogger } from './node-logger';
 import { NodeOverloadedError, NodeStoppedError, PendingProposals, PendingReads, RaftTimeoutError } from './pending';
+import { SnapshotWaiters, TakenSnapshot } from './snapshot-waiters';
 import { TransferWaiters } from './transfer-waiters';
 import { CallOptions, RaftNodeOptions, RaftNodeStatus, resolveNodeSettings } from './raft-node-options';
 
-export type { CallOptions, RaftNodeOptions, RaftNodeStatus };
+export type { CallOptions, RaftNodeOptions, RaftNodeStatus, TakenSnapshot };
 
 /** A bound on the Ready loop's iterations before it yields to the event loop (timers, I/O). */
 const MAX_READIES_PER_TURN = 1_000;
@@ -41,6 +42,8 @@ const MAX_APPLY_BACKLOG_TASKS = 8;
 const DROP_LOG_INTERVAL_MS = 10_000;
 /** Senders whose last message time is kept (members are at most 64; a few more for joiners and removed members). */
 const MAX_TRACKED_PEERS = 128;
+/** Messages only a leader sends: their arrival is contact with a leader. */
+const LEADER_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set([MessageType.App, MessageType.Heartbeat, MessageType.Snap]);
 /** Callers of snapshotNow() waiting at once. */
 const MAX_SNAPSHOT_WAITERS = 16;
 
@@ -49,16 +52,6 @@ export interface PeerContact {
   id: NodeId;
   /** Milliseconds since a message from the peer arrived; undefined when none arrived since this node started. */
   lastContactAgoMs: number | undefined;
-}
-
-/** Where a snapshot taken on request landed. */
-export interface TakenSnapshot {
-  index: number;
-  term: number;
-  /** The log is kept from compactIndex + 1 on. */
-  compactIndex: number;
-  /** False when the state machine had applied nothing since the last snapshot, so none was taken. */
-  taken: boolean;
 }
 
 /** Up to a tenth of the threshold. */
@@ -121,12 +114,12 @@ export class RaftNode {
   /** Core drops not yet logged, by reason, and when they were last logged. */
   private dropsSinceLog: Record<string, number> = {};
   private dropsLoggedAtMs = -Infinity;
+  /** performance.now() of the last message only a leader sends (append, heartbeat, snapshot) of the current term or newer; the start at first. */
+  private leaderContactAtMs = performance.now();
   /** Peer id → performance.now() of its last message (bounded by MAX_TRACKED_PEERS). */
   private readonly lastHeardAtMs = new Map<NodeId, number>();
-  /** snapshotNow() callers waiting for the local snapshot in progress to be saved. */
-  private snapshotWaiters: Array<{ resolve: (taken: TakenSnapshot) => void; reject: (error: Error) => void }> = [];
-  /** Set by snapshotNow(): take a local snapshot at the next chance whatever the threshold says. */
-  private snapshotRequested = false;
+  /** snapshotNow() callers waiting for the local snapshot in progress to be saved, and the request flag. */
+  private readonly snapshotWaiters = new SnapshotWaiters(MAX_SNAPSHOT_WAITERS);
 
   private constructor(
     private readonly core: RaftCore,
@@ -150,6 +143,7 @@ export class RaftNode {
     this.reads = new PendingReads(settings.maxPendingReads);
     this.metrics = new NodeMetrics(options.registry, this.id);
     this.metrics.watchPeers(() => this.status());
+    this.metrics.watchLastContact(() => this.lastLeaderContactSeconds());
     this.logger = options.logger ?? silentLogger;
     this.joinPeers = options.joinPeers ?? [];
     this.onFatalError = options.onFatalError ?? ((error) => setImmediate(() => { throw error; }));
@@ -224,16 +218,17 @@ export class RaftNode {
     return this.proposeWith(() => this.core.propose(data), 'proposal', options);
   }
 
-  addLearner(id: NodeId, address: string, options: CallOptions = {}): Promise<void> {
-    return this.changeMembership({ type: MembershipChangeType.AddLearner, id, address }, options);
+  /** `clientAddress` is the application's, replicated with the membership and returned by status() (raft never uses it). */
+  addLearner(id: NodeId, address: string, options: CallOptions & { clientAddress?: string } = {}): Promise<void> {
+    return this.changeMembership({ type: MembershipChangeType.AddLearner, id, address, clientAddress: options.clientAddress || undefined }, options);
   }
 
   promoteLearner(id: NodeId, options: CallOptions = {}): Promise<void> {
     return this.changeMembership({ type: MembershipChangeType.PromoteLearner, id, address: '' }, options);
   }
 
-  addVoter(id: NodeId, address: string, options: CallOptions = {}): Promise<void> {
-    return this.changeMembership({ type: MembershipChangeType.AddVoter, id, address }, options);
+  addVoter(id: NodeId, address: string, options: CallOptions & { clientAddress?: string } = {}): Promise<void> {
+    return this.changeMembership({ type: MembershipChangeType.AddVoter, id, address, clientAddress: options.clientAddress || undefined }, options);
   }
 
   removeMember(id: NodeId, options: CallOptions = {}): Promise<void> {
@@ -307,14 +302,14 @@ export class RaftNode {
    */
   snapshotNow(): Promise<TakenSnapshot> {
     this.throwIfStopped();
-    if (this.snapshotWaiters.length >= MAX_SNAPSHOT_WAITERS) return Promise.reject(new NodeOverloadedError('snapshot requests', this.snapshotWaiters.length));
+    const overloaded = this.snapshotWaiters.overloaded();
+    if (overloaded) return Promise.reject(overloaded);
     if (!this.localSnapshotInProgress && this.applier.appliedIndex <= this.lastSnapshotIndex) {
       const index = this.lastSnapshotIndex;
       return Promise.resolve({ index, term: this.cachedSnapshot?.metadata.index === index ? this.cachedSnapshot.metadata.term : 0, compactIndex: Math.max(0, index - this.snapshotTrailingEntries), taken: false });
     }
-    const waiting = new Promise<TakenSnapshot>((resolve, reject) => this.snapshotWaiters.push({ resolve, reject }));
     // One in progress already covers most of what is applied; the request makes the next one start right after it.
-    this.snapshotRequested = true;
+    const waiting = this.snapshotWaiters.add();
     this.maybeStartLocalSnapshot();
     return waiting;
   }
@@ -356,11 +351,19 @@ export class RaftNode {
     this.logger.info('raft node stopped', { appliedIndex: this.applier.appliedIndex });
   }
 
+  /** Seconds since a leader was last heard from: 0 on the leader (the metric handlefs_raft_last_contact_seconds). */
+  private lastLeaderContactSeconds(): number {
+    if (this.soft.role === 'leader') return 0;
+    return Math.max(0, performance.now() - this.leaderContactAtMs) / 1000;
+  }
+
   // ---- inputs -----------------------------------------------------------
 
   private onMessage(message: Message): void {
     if (this.stopped) return;
-    if (this.lastHeardAtMs.has(message.from) || this.lastHeardAtMs.size < MAX_TRACKED_PEERS) this.lastHeardAtMs.set(message.from, performance.now());
+    const now = performance.now();
+    if (this.lastHeardAtMs.has(message.from) || this.lastHeardAtMs.size < MAX_TRACKED_PEERS) this.lastHeardAtMs.set(message.from, now);
+    if (LEADER_MESSAGE_TYPES.has(message.type) && message.term >= this.soft.term) this.leaderContactAtMs = now;
     this.guard(() => {
       this.core.step(message);
       this.scheduleLoop();
@@ -461,7 +464,7 @@ export class RaftNode {
       if (this.localSnapshotToSave) this.logger.info('dropping a local snapshot overtaken by one from the leader', { index: this.localSnapshotToSave.metadata.index });
       this.localSnapshotToSave = undefined;
       this.localSnapshotInProgress = false;
-      this.settleSnapshotWaiters(undefined, new Error('a snapshot from the leader replaced the local one in progress; ask again'));
+      this.snapshotWaiters.settle({ error: new Error('a snapshot from the leader replaced the local one in progress; ask again') });
     }
 
     // Committed entries already durable here (always so on a leader) apply while this Ready is written. Not when
@@ -548,10 +551,10 @@ export class RaftNode {
    */
   private maybeStartLocalSnapshot(): void {
     if (this.localSnapshotInProgress || this.stopped) return;
-    const dueEntries = this.snapshotRequested ? 1 : this.snapshotThresholdEntries + this.snapshotJitterEntries;
+    const dueEntries = this.snapshotWaiters.requested ? 1 : this.snapshotThresholdEntries + this.snapshotJitterEntries;
     if (this.applier.appliedIndex - this.lastSnapshotIndex < dueEntries) return;
     this.localSnapshotInProgress = true;
-    this.snapshotRequested = false;
+    this.snapshotWaiters.requested = false;
     this.applier.enqueueQuiet(async (applied) => {
       const startedAtMs = performance.now();
       const { index, data } = await this.stateMachine.snapshot();
@@ -584,11 +587,8 @@ export class RaftNode {
     this.localSnapshotInProgress = false;
     this.snapshotJitterEntries = randomSnapshotJitter(this.snapshotThresholdEntries);
     // A request that arrived while this snapshot was being read, with entries applied since, waits for the next one.
-    if (this.snapshotRequested && this.applier.appliedIndex > metadata.index) this.maybeStartLocalSnapshot();
-    else {
-      this.snapshotRequested = false;
-      this.settleSnapshotWaiters({ index: metadata.index, term: metadata.term, compactIndex, taken: true });
-    }
+    if (this.snapshotWaiters.requested && this.applier.appliedIndex > metadata.index) this.maybeStartLocalSnapshot();
+    else this.snapshotWaiters.settle({ taken: { index: metadata.index, term: metadata.term, compactIndex, taken: true } });
     const saveMs = performance.now() - startedAtMs;
     this.metrics.localSnapshots.inc();
     this.metrics.localSnapshotSeconds.observe((this.localSnapshotReadMs + saveMs) / 1000);
@@ -637,17 +637,7 @@ export class RaftNode {
     for (let i = 0; i < proposals; i++) this.metrics.proposalFailed('stopped');
     this.reads.rejectAll(error);
     this.transfers.rejectAll(error);
-    this.settleSnapshotWaiters(undefined, error);
-  }
-
-  private settleSnapshotWaiters(taken: TakenSnapshot | undefined, error?: Error): void {
-    const waiters = this.snapshotWaiters;
-    this.snapshotWaiters = [];
-    if (error) this.snapshotRequested = false;
-    for (const waiter of waiters) {
-      if (taken) waiter.resolve(taken);
-      else waiter.reject(error ?? new Error('invariant: a snapshot waiter settled with neither a snapshot nor an error'));
-    }
+    this.snapshotWaiters.settle({ error });
   }
 
   private throwIfStopped(): void {

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { Member } from '../core/types';
 import { parseHostPort } from '../transport/options';
+import type { TlsMaterial } from '../../proto/tls';
 
 export class ServerConfigError extends Error {
   readonly code = 'SERVER_CONFIG';
@@ -34,6 +35,8 @@ export interface ServerConfig {
   /** A new member of an existing cluster: bootstrap nothing, reach the --peers until the leader adds it. */
   join: boolean;
   verbose: boolean;
+  /** Mutual TLS on the Raft transport (set by the metaserver's --tls-* flags; parseServerArgs never sets it). */
+  tls?: TlsMaterial;
 }
 
 export const USAGE = `usage: node dist/raft/node/server-main.js --id ID --listen HOST:PORT --data DIR --peers ID=HOST:PORT,...

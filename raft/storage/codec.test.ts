@@ -37,6 +37,19 @@ describe('records', () => {
     expect(decodeChunk(encodeChunk(new Uint8Array([9, 8, 7])))).toEqual(new Uint8Array([9, 8, 7]));
   });
 
+  it('carry a member\'s client address; a membership without any encodes byte for byte as before they existed', () => {
+    const withClients = { members: THREE_MEMBERS.members.map((m, i) => (i === 2 ? m : { ...m, clientAddress: `127.0.0.1:800${i + 1}` })) };
+    expect(decodeMembership(encodeMembership(withClients))).toEqual(withClients);
+    const meta = { index: 9, term: 2, membership: withClients, dataSizeBytes: 5, chunkCount: 1, dataCrc32: 1 };
+    expect(decodeSnapshotMeta(encodeSnapshotMeta(meta))).toEqual(meta);
+    // The old layout: u16 count, then per member id, address (u16-prefixed strings) and the role byte alone.
+    const old = encodeMembership(THREE_MEMBERS);
+    const body = THREE_MEMBERS.members.map((m) => Buffer.concat([lengthPrefixed(m.id), lengthPrefixed(m.address), Buffer.from([m.role === 'voter' ? 0 : 1])]));
+    expect(old.subarray(5)).toEqual(Buffer.concat([Buffer.from([0, 3]), ...body]));
+    expect(encodeMembership(withClients).byteLength).toBe(old.byteLength + 2 * (2 + '127.0.0.1:8001'.length));
+    expect(decodeMembership(encodeMembership(withClients)).members[2]).not.toHaveProperty('clientAddress');
+  });
+
   it('cost 22 bytes of framing per log entry', () => {
     expect(encodeEntry({ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(100) }).byteLength).toBe(122);
   });
@@ -75,3 +88,10 @@ describe('keys', () => {
     expect(() => entryKey(0)).toThrow(/positive safe integer/);
   });
 });
+
+function lengthPrefixed(text: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(bytes.byteLength, 0);
+  return Buffer.concat([length, bytes]);
+}

@@ -54,6 +54,12 @@ export const ENTRY_DATA_BYTES_MAX = 64 * 1024 * 1024;
 
 const ROLE_CODES: Record<Member['role'], number> = { voter: 0, learner: 1 };
 const ROLES_BY_CODE: Member['role'][] = ['voter', 'learner'];
+/**
+ * Set in a member's role byte when its client address follows (a string).
+ * Additive: a member without one encodes byte for byte as before the flag
+ * existed, so FORMAT_VERSION 1 folders still open and read the same.
+ */
+const ROLE_FLAG_CLIENT_ADDRESS = 0x80;
 
 class Writer {
   private pos = FRAME_HEADER_BYTES;
@@ -236,6 +242,7 @@ interface EncodedMember {
   id: Buffer;
   address: Buffer;
   role: number;
+  clientAddress?: Buffer;
 }
 
 function prepareMembership(membership: Membership): { members: EncodedMember[]; bytes: number } {
@@ -248,8 +255,9 @@ function prepareMembership(membership: Membership): { members: EncodedMember[]; 
     seen.add(m.id);
     const role = ROLE_CODES[m.role];
     if (role === undefined) throw new Error(`cannot encode membership: member ${m.id} has unknown role ${String(m.role)}`);
-    const encoded = { id: utf8(m.id, 'member id'), address: utf8(m.address, 'member address'), role };
-    bytes += 2 + encoded.id.byteLength + 2 + encoded.address.byteLength + 1;
+    const encoded: EncodedMember = { id: utf8(m.id, 'member id'), address: utf8(m.address, 'member address'), role };
+    if (m.clientAddress) encoded.clientAddress = utf8(m.clientAddress, 'member client address');
+    bytes += 2 + encoded.id.byteLength + 2 + encoded.address.byteLength + 1 + (encoded.clientAddress ? 2 + encoded.clientAddress.byteLength : 0);
     return encoded;
   });
   return { members, bytes };
@@ -260,7 +268,8 @@ function writeMembership(w: Writer, prepared: { members: EncodedMember[] }): voi
   for (const m of prepared.members) {
     w.str(m.id);
     w.str(m.address);
-    w.u8(m.role);
+    w.u8(m.clientAddress ? m.role | ROLE_FLAG_CLIENT_ADDRESS : m.role);
+    if (m.clientAddress) w.str(m.clientAddress);
   }
 }
 
@@ -271,13 +280,20 @@ function readMembership(r: Reader): Membership {
   for (let i = 0; i < count; i++) {
     const id = r.str(`member ${i} id`);
     const address = r.str(`member ${i} address`);
-    const roleCode = r.u8(`member ${i} role`);
+    const roleByte = r.u8(`member ${i} role`);
+    const roleCode = roleByte & ~ROLE_FLAG_CLIENT_ADDRESS;
     const role = ROLES_BY_CODE[roleCode];
     if (role === undefined) throw new DecodeError(`member ${id} has unknown role code ${roleCode}`);
     if (id.length === 0) throw new DecodeError(`member ${i} has an empty id`);
     if (seen.has(id)) throw new DecodeError(`member ${id} appears twice`);
     seen.add(id);
-    members.push({ id, address, role });
+    if (roleByte & ROLE_FLAG_CLIENT_ADDRESS) {
+      const clientAddress = r.str(`member ${id} client address`);
+      if (clientAddress.length === 0) throw new DecodeError(`member ${id} is flagged with a client address but it is empty`);
+      members.push({ id, address, role, clientAddress });
+    } else {
+      members.push({ id, address, role });
+    }
   }
   return { members };
 }

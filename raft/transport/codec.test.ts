@@ -53,6 +53,19 @@ describe('the Raft message codec', () => {
     expect(decodeMessage(encodeMessage(message))).toEqual(message);
   });
 
+  it('carries a snapshot member\'s client address, and leaves it out for members without one (as older senders do)', () => {
+    const message = fullMessage(MessageType.Snap);
+    message.snapshot!.metadata.membership.members[1] = { id: 'm4', address: '[::1]:7004', role: 'learner', clientAddress: '[::1]:8004' };
+    const decoded = decodeMessage(encodeMessage(message));
+    expect(decoded).toEqual(message);
+    expect(decoded.snapshot!.metadata.membership.members.map((m) => 'clientAddress' in m)).toEqual([false, true]);
+    expectCodecError(() => {
+      const tooLong = fullMessage(MessageType.Snap);
+      tooLong.snapshot!.metadata.membership.members[0].clientAddress = 'x'.repeat(10_000);
+      decodeMessage(encodeMessage(tooLong));
+    }, /members\[0\]\.clientAddress must be a string of at most/);
+  });
+
   it('round-trips a message with every field at its zero value', () => {
     const message = emptyMessage(MessageType.Heartbeat, 'a', 'b', 0);
     expect(decodeMessage(encodeMessage(message))).toEqual(message);

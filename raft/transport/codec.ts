@@ -52,7 +52,7 @@ function schema(): Schema {
 type WireUint64 = number | { high: number; low: number; toNumber(): number };
 
 interface WireEntry { term: WireUint64; index: WireUint64; type: number; data: Uint8Array }
-interface WireMember { id: string; address: string; role: number }
+interface WireMember { id: string; address: string; role: number; clientAddress?: string }
 interface WireSnapshot {
   metadata?: { index: WireUint64; term: WireUint64; membership?: { members: WireMember[] } | null } | null;
   data: Uint8Array;
@@ -135,7 +135,12 @@ function memberFromWire(wire: WireMember, field: string): Member {
     throw new RaftCodecError(`${field}.address must be a string of at most ${MEMBER_ADDRESS_LENGTH_MAX} characters`);
   }
   const role = WIRE_TO_ROLE[enumValue(wire.role, WIRE_TO_ROLE.length - 1, `${field}.role`)]!;
-  return { id, address: wire.address, role };
+  // proto3: an absent client_address decodes as '' (a sender that predates it, or a member added without one).
+  const clientAddress = wire.clientAddress ?? '';
+  if (typeof clientAddress !== 'string' || clientAddress.length > MEMBER_ADDRESS_LENGTH_MAX) {
+    throw new RaftCodecError(`${field}.clientAddress must be a string of at most ${MEMBER_ADDRESS_LENGTH_MAX} characters`);
+  }
+  return clientAddress ? { id, address: wire.address, role, clientAddress } : { id, address: wire.address, role };
 }
 
 function snapshotFromWire(wire: WireSnapshot, copyBytes: boolean): Snapshot {
@@ -197,7 +202,7 @@ function membershipToWire(membership: Membership): { members: WireMember[] } {
     members: membership.members.map((m, i) => {
       const role = ROLE_TO_WIRE[m.role];
       if (role === undefined) throw new RaftCodecError(`snapshot.metadata.membership.members[${i}].role has unknown value ${String(m.role)}`);
-      return { id: m.id, address: m.address, role };
+      return m.clientAddress ? { id: m.id, address: m.address, role, clientAddress: m.clientAddress } : { id: m.id, address: m.address, role };
     }),
   };
 }

@@ -27,6 +27,7 @@ import {
 import { PeerSender, PeerStats } from './peer-sender';
 import { RAFT_TRANSPORT_SERVICE, SnapshotAck, StreamAck, frameSoftLimitBytes, serverOptions } from './service';
 import { SnapshotAssembler, SnapshotStreamError } from './snapshot-stream';
+import { ClientSecurity, TlsMaterial, clientSecurity, serverCredentials } from '../../proto/tls';
 
 type MessageListener = (message: Message) => void;
 
@@ -42,6 +43,8 @@ export class GrpcTransport implements Transport {
   private readonly logger: TransportLogger;
   private readonly log: RateLimitedLog;
   private readonly faultHook: FaultHook | undefined;
+  private readonly tls: TlsMaterial | undefined;
+  private readonly security: ClientSecurity;
   private readonly peers = new Map<NodeId, PeerSender>();
   private readonly unreachableListeners: ((peer: NodeId) => void)[] = [];
   private readonly snapshotStatusListeners: ((peer: NodeId, ok: boolean) => void)[] = [];
@@ -63,6 +66,11 @@ export class GrpcTransport implements Transport {
     this.limits = validateLimits(options.limits);
     if (options.faultHook !== undefined && typeof options.faultHook !== 'function') throw new TransportConfigError('faultHook must be a function');
     this.faultHook = options.faultHook;
+    if (options.tls !== undefined && (options.tls.cert === undefined || options.tls.key === undefined)) {
+      throw new TransportConfigError('tls: a member needs its own certificate and key (mutual TLS between members)');
+    }
+    this.tls = options.tls;
+    this.security = clientSecurity(options.tls);
     this.metrics = new TransportMetrics(options.registry ?? new Registry());
     this.logger = options.logger ?? consoleLogger(this.localId);
     this.log = new RateLimitedLog(this.logger, this.limits.logIntervalMs);
@@ -93,14 +101,14 @@ export class GrpcTransport implements Transport {
     this.onMessage = onMessage;
     try {
       this.port = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(this.listenAddress, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+        server.bindAsync(this.listenAddress, serverCredentials(this.tls, this.tls !== undefined), (error, port) => (error ? reject(error) : resolve(port)));
       });
     } catch (error) {
       this.server = null;
       server.forceShutdown();
       throw new TransportConfigError(`cannot listen on ${this.listenAddress}: ${(error as Error).message}`);
     }
-    this.logger.info(`listening on ${this.boundAddress}`);
+    this.logger.info(`listening on ${this.boundAddress}${this.tls ? ` (mutual TLS as ${JSON.stringify(this.tls.commonName)})` : ''}`);
   }
 
   setPeers(peers: Member[]): void {
@@ -119,6 +127,7 @@ export class GrpcTransport implements Transport {
         localId: this.localId, limits: this.limits, metrics: this.metrics, logger: this.logger, log: this.log,
         reportUnreachable: (peer) => this.reportUnreachable(peer),
         reportSnapshotStatus: (peer, ok) => this.reportSnapshotStatus(peer, ok),
+        security: this.security,
       }));
     }
   }

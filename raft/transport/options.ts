@@ -7,6 +7,7 @@
 import type { Registry } from 'prom-client';
 import { Member, Message, NodeId } from '../core/types';
 import { NODE_ID_LENGTH_MAX } from './codec';
+import type { TlsMaterial } from '../../proto/tls';
 
 export class TransportConfigError extends Error {
   readonly code = 'TRANSPORT_CONFIG';
@@ -96,6 +97,12 @@ export interface GrpcTransportOptions {
   logger?: TransportLogger;
   limits?: Partial<TransportLimits>;
   faultHook?: FaultHook;
+  /**
+   * Mutual TLS between members (proto/tls.ts): the server accepts only peers
+   * presenting a certificate signed by this CA, and this member presents its
+   * own. Plaintext if absent.
+   */
+  tls?: TlsMaterial;
 }
 
 export interface HostPort { host: string; port: number }

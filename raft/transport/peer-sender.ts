@@ -13,6 +13,7 @@ import { DropReason, RateLimitedLog, TransportMetrics } from './metrics';
 import { TransportLimits, TransportLogger } from './options';
 import { STREAM_PATH, StreamAck, channelOptions, clientSerializers } from './service';
 import { SnapshotUpload } from './snapshot-stream';
+import { ClientSecurity, PLAINTEXT } from '../../proto/tls';
 
 export interface PeerSenderContext {
   localId: NodeId;
@@ -22,6 +23,8 @@ export interface PeerSenderContext {
   log: RateLimitedLog;
   reportUnreachable(peer: NodeId): void;
   reportSnapshotStatus(peer: NodeId, ok: boolean): void;
+  /** The channel's credentials (mutual TLS between members when configured); plaintext if absent. */
+  security?: ClientSecurity;
 }
 
 /**
@@ -78,7 +81,8 @@ export class PeerSender {
   private snapshotUpload: SnapshotUpload | null = null;
 
   constructor(readonly peer: NodeId, readonly address: string, private readonly ctx: PeerSenderContext) {
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), channelOptions(ctx.limits));
+    const security = ctx.security ?? PLAINTEXT;
+    this.client = new grpc.Client(address, security.credentials, { ...channelOptions(ctx.limits), ...security.clientOptions });
     this.openStream();
   }
 

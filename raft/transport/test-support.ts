@@ -28,6 +28,7 @@ export function recordingNode(id: NodeId, options: TestNodeOptions = {}): TestNo
     limits: options.limits,
     faultHook: options.faultHook,
     registry: options.registry,
+    tls: options.tls,
     logger: { info: (line) => node.logLines.push(`info ${line}`), warn: (line) => node.logLines.push(`warn ${line}`) },
   });
   node.transport.onUnreachable((peer) => node.unreachable.push(peer));
