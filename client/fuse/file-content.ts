@@ -8,7 +8,7 @@
  * and what the kernel sees are meta-backend.ts's. Must never report a commit
  * done before the servers acknowledged it.
  */
-import { BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES, MetaClient, MetaError, boundedParallel } from '../sdk';
+import { BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES, MAX_FILE_SIZE_BYTES, MetaClient, MetaError, boundedParallel } from '../sdk';
 import type { Policy } from '../sdk';
 import { BlockCache } from './block-cache';
 import { fsError } from './filesystem';
@@ -116,6 +116,7 @@ export class FileContent {
     if (!file.flags.write) throw fsError('EBADF', 'not open for writing');
     const buffer = this.bufferOf(file);
     const position = file.flags.append ? buffer.size : positionBytes;
+    requireFileSize(position + data.length);
     await this.unsealRange(file, buffer, position, position + data.length);
     if (!buffer.fits(position, data.length)) {
       // Too much unsealed data (scattered small writes, or uploads behind): wait for the uploads, else commit a version now.
@@ -149,6 +150,7 @@ export class FileContent {
   }
 
   async truncate(file: OpenFile, sizeBytes: number): Promise<void> {
+    requireFileSize(sizeBytes);
     const buffer = this.bufferOf(file);
     await this.unsealRange(file, buffer, sizeBytes, sizeBytes + 1);
     buffer.truncate(sizeBytes);
@@ -209,4 +211,13 @@ export class FileContent {
     }), UPLOAD_PARALLELISM);
     return ids;
   }
+}
+
+/**
+ * EFBIG for a size past what a version can hold (checked before anything is
+ * buffered: a 1-byte write at 1 TiB must not become a million-block commit).
+ * The kernel's offsets past 2^53 arrive rounded; they are far past it too.
+ */
+export function requireFileSize(sizeBytes: number): void {
+  if (!(sizeBytes <= MAX_FILE_SIZE_BYTES)) throw fsError('EFBIG', `size ${sizeBytes} is past the ${MAX_FILE_SIZE_BYTES}-byte limit of a handlefs file`);
 }

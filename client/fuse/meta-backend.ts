@@ -19,7 +19,7 @@ import type { Attr, Caller, Policy } from '../sdk';
 import { CallerContext, FileStat, FileSystemBackend, StatFs, TimeArg, fsError } from './filesystem';
 import { BlockCache } from './block-cache';
 import { VersionsView, isVersionsPath } from './versions-view';
-import { FileContent, OpenFile } from './file-content';
+import { FileContent, OpenFile, requireFileSize } from './file-content';
 
 const O_ACCMODE = 3;
 /** The mount acting for the kernel (a change the kernel made on a writer's behalf). */
@@ -64,6 +64,9 @@ function parentAndName(path: string): { parentPath: string; name: string } {
   const parts = split(path);
   const name = parts.pop();
   if (name === undefined) throw fsError('EINVAL', 'the root has no parent');
+  // fuse-native hands names over as JavaScript strings, decoding bytes that are not UTF-8 to U+FFFD: such a name
+  // would be stored as something else than what the application asked for, so it is refused instead.
+  if (name.includes('\uFFFD')) throw fsError('EILSEQ', `the name ${JSON.stringify(name)} is not valid UTF-8 (handlefs names are UTF-8)`);
   if (Buffer.byteLength(name, 'utf8') > NAME_MAX_BYTES) throw fsError('ENAMETOOLONG', `${name.length}-character name`);
   return { parentPath: '/' + parts.join('/'), name };
 }
@@ -399,6 +402,7 @@ export class MetaBackend implements FileSystemBackend<number> {
   }
 
   async truncate(ctx: CallerContext, path: string, sizeBytes: number): Promise<void> {
+    requireFileSize(sizeBytes);
     return this.uncached([path], async () => {
       this.guardChange(path);
       const handle = await this.handleOf(ctx, path);

@@ -29,7 +29,8 @@ function committed(plan: Awaited<ReturnType<WriteBuffer['plan']>>, base: Uint8Ar
     for (const w of plan.written) out.set(w.data, w.offset);
     return out;
   }
-  plan.blocks.forEach((block, index) => out.set('id' in block ? store.get(block.id)! : block.upload, index * BLOCK));
+  // '' is a hole: zeros, already there.
+  plan.blocks.forEach((block, index) => out.set('id' in block ? (block.id === '' ? new Uint8Array(0) : store.get(block.id)!) : block.upload, index * BLOCK));
   return out;
 }
 
@@ -98,5 +99,17 @@ describe('an fh\'s write buffer', () => {
     buffer.seal(0, 'a'.repeat(64));
     expect(buffer.heldBytes).toBe(BLOCK);
     expect(buffer.fits(2 * BLOCK, 1)).toBe(true);
+  });
+
+  it('plans a sparse file as holes: one byte written far past the end uploads one block, not every block before it', async () => {
+    const buffer = new WriteBuffer(0, BLOCK, 64 * BLOCK);
+    buffer.write(1_000 * BLOCK + 3, Uint8Array.of(7));
+    let reads = 0;
+    const plan = await buffer.plan(INLINE, { blocks: [] }, async () => { reads++; return new Uint8Array(); }, async () => new Uint8Array());
+    if (plan.kind !== 'blocks') throw new Error('expected the block form');
+    expect(plan.blocks).toHaveLength(1_001);
+    expect(plan.blocks.slice(0, 1_000).every((b) => 'id' in b && b.id === '')).toBe(true);
+    expect(plan.blocks[1_000]).toEqual({ upload: Uint8Array.of(0, 0, 0, 7) });
+    expect(reads).toBe(0);
   });
 });

@@ -244,8 +244,11 @@ export class WriteBuffer {
       const touched = written.some((e) => e.offset < start + length && e.offset + e.length > start);
       const baseId = base.blocks?.[index];
       const sameExtentAsBase = baseId !== undefined && Math.min(b, this.baseSizeBytes - start) === length && start + length <= this.keptBaseBytes;
+      // Zeros nobody wrote (past what is kept of the base, or a hole there) stay a hole: a sparse file must not be read, built or uploaded block by block.
+      const unwrittenZeros = !touched && sealed === undefined && (start >= this.keptBaseBytes || (baseId === '' && base.blocks !== undefined));
       if (sealed !== undefined && length === b) blocks.push({ id: sealed });
       else if (!touched && sameExtentAsBase) blocks.push({ id: baseId });
+      else if (unwrittenZeros) blocks.push({ id: '' });
       else blocks.push({ upload: await this.read(start, length, readBase, readSealed) });
     }
     return { kind: 'blocks', newSize: this.sizeBytes, blocks, writtenExtents: written };

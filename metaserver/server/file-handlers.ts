@@ -77,6 +77,10 @@ export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler
       let body;
       if (r.blockForm === true) {
         if ((r.written ?? []).length > 0) throw new RequestError('a block-form commit carries no inline written bytes (use written_extents)');
+        if (Array.isArray(r.blocks) && r.blocks.length > MAX_BLOCKS_PER_VERSION) {
+          // A well-formed request for a file larger than one log entry can list: the file is too big, not the request malformed.
+          return { errno: Errno.EFBIG, message: `a version lists at most ${MAX_BLOCKS_PER_VERSION} blocks (${MAX_BLOCKS_PER_VERSION} MiB) until indirect block lists exist; this commit lists ${r.blocks.length}`, sessionError: '', ...NO_COMMIT };
+        }
         const blocks = requireBlockIds('blocks', r.blocks, true, MAX_BLOCKS_PER_VERSION);
         const writtenExtents = requireExtents('written_extents', r.writtenExtents);
         const unheld = await unheldBlocks(ctx, blocks, call);
