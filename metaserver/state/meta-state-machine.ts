@@ -204,7 +204,11 @@ export class MetaStateMachine implements StateMachine {
     }
     const ackedBelow = Math.max(session.ackedBelow, command.firstUnacked ?? command.sequence);
     const stillOutstanding = session.outstanding.filter((sequence) => sequence >= ackedBelow);
-    if (stillOutstanding.length >= MAX_OUTSTANDING_PER_SESSION) {
+    // The client's oldest unanswered mutation (its sequence is its own firstUnacked) is never refused: the window
+    // drains only once that one is answered, so refusing it would leave every later one refused until its deadline
+    // (seen after a leader kill: 256 younger creates answered while the oldest was backing off). It adds one result.
+    const oldestUnanswered = command.sequence <= ackedBelow;
+    if (stillOutstanding.length >= MAX_OUTSTANDING_PER_SESSION && !oldestUnanswered) {
       // Not applied and not remembered: a retry is judged afresh, so exactly-once holds.
       return sessionFailure('WINDOW_FULL', `session ${session.id} already holds ${stillOutstanding.length} unacknowledged results; acknowledge some (firstUnacked) before sending more`);
     }

@@ -156,6 +156,17 @@ describe('a session with many mutations in flight (the dedup window)', () => {
     expect(await h.machine.query.statfs()).toMatchObject({ inodesInUse: 258 });
   });
 
+  it('never refuses the oldest unanswered mutation: 256 younger answers are held and it still applies, then frees the window', async () => {
+    // Sequence 1 is still on its way (a retry after a leader change) while 2..257 were answered.
+    const younger = await h.applyBatch(Array.from({ length: 256 }, (_, i) => windowed(i + 2, 1, `y${i}`)));
+    expect(younger.every((r) => r.ok)).toBe(true);
+    expect(await h.apply(windowed(258, 1, 'too-young'))).toMatchObject({ session: 'WINDOW_FULL' });
+    const oldest = await h.apply(windowed(1, 1, 'oldest'));
+    expect(oldest.ok).toBe(true);
+    // Its answer acknowledged (firstUnacked 258), the window has room again.
+    expect((await h.apply(windowed(258, 258, 'too-young'))).ok).toBe(true);
+  });
+
   it('refuses a firstUnacked above the sequence as a malformed command', async () => {
     const result = await h.apply({ ...windowed(2, 3, 'x') });
     expect(result).toMatchObject({ ok: false, errno: Errno.EINVAL });
