@@ -125,7 +125,8 @@ export class FileContent {
       await this.write(file, data, positionBytes);
       return;
     }
-    const full = buffer.write(position, Uint8Array.from(data));
+    // Copied into the buffer's blocks here; the kernel's buffer is not kept.
+    const full = buffer.write(position, data);
     for (const index of full) this.upload(file, buffer, index);
     // Bounded: the application waits while STREAMING_UPLOADS_PER_FH blocks are on their way.
     while ((file.uploading?.size ?? 0) >= STREAMING_UPLOADS_PER_FH) await Promise.race(file.uploading!.values());
@@ -133,15 +134,17 @@ export class FileContent {
 
   /** Starts uploading a full block; once the servers hold it, it is sealed (its memory freed). */
   private upload(file: OpenFile, buffer: WriteBuffer, index: number): void {
-    const bytes = Uint8Array.from(buffer.fullBlock(index));
+    // Not copied (a copy per MiB written kept the mount's GC busy): writes and truncations that touch an
+    // uploading block wait for its upload (unsealRange), and once sealed the buffer lets go of these bytes.
+    const bytes = buffer.fullBlock(index);
     file.uploading ??= new Map();
     const upload = this.sdk.putBlock(bytes).then((id) => {
-      // The block is unchanged since: writes into an uploading block wait for its upload (unsealRange).
-      this.blockCache.put(id, bytes);
-      // A truncation may have dropped or cut the block meanwhile: then there is nothing to seal.
+      // A truncation may have dropped the block meanwhile: then there is nothing to seal, and the bytes are not cached
+      // (only a sealed block's bytes are the cache's alone).
       if (file.buffer === buffer && buffer.canSeal(index)) {
         buffer.seal(index, id);
         file.sealedAtMs.set(id, Date.now());
+        this.blockCache.put(id, bytes);
       }
     }, () => {
       // Left unsealed: the commit uploads it again and reports a failure then.
