@@ -14,7 +14,7 @@
  * kept versions read-only through the same reading path.
  */
 import { constants as C } from 'fs';
-import { BLOCK_SIZE_BYTES, MetaClient, MetaError, ROOT_HANDLE } from '../sdk';
+import { BLOCK_SIZE_BYTES, MetaClient, MetaError } from '../sdk';
 import type { Attr, Caller, Policy } from '../sdk';
 import { CallerContext, FileStat, FileSystemBackend, StatFs, TimeArg, fsError } from './filesystem';
 import { BlockCache } from './block-cache';
@@ -41,6 +41,11 @@ export interface MetaBackendOptions {
   /** Memory for block contents this mount read or wrote (default 256 MiB). */
   blockCacheBytes?: number;
   log?: (line: string) => void;
+  /**
+   * The directory shown as the mount's root (--subdir, resolved by resolveMountRoot); default: the
+   * session's root (the file system root, or the token's subtree).
+   */
+  rootHandle?: number;
   /** Called with the errno name of every failed commit (flush, fsync, close, release): for the mount's metrics. */
   onCommitFailure?: (errno: string) => void;
 }
@@ -95,6 +100,28 @@ function openFlagsOf(flags: number): { read: boolean; write: boolean; append: bo
   return { read: access !== C.O_WRONLY, write: access !== C.O_RDONLY, append: (flags & C.O_APPEND) !== 0 };
 }
 
+/**
+ * The handle of `subdir` (a --subdir path, relative to the session's root), checked to be a
+ * directory: the root a mount restricted to a subtree shows (like ceph-fuse -r or JuiceFS --subdir).
+ * The walk is the mount's own (root caller), so the mounting user needs no search permission on the way.
+ */
+export async function resolveMountRoot(sdk: MetaClient, subdir: string): Promise<number> {
+  let handle = sdk.rootHandle;
+  for (const part of split(subdir)) {
+    if (part === '.' || part === '..') throw fsError('EINVAL', `--subdir ${subdir}: "." and ".." are not allowed`);
+    let attr: Attr;
+    try {
+      attr = await sdk.lookup(handle, part, ROOT_CALLER);
+    } catch (error) {
+      if (error instanceof MetaError) throw fsError(error.code ?? 'EIO', `--subdir ${subdir}: ${part}: ${error.message}`);
+      throw error;
+    }
+    if (attr.type !== 'dir') throw fsError('ENOTDIR', `--subdir ${subdir}: ${part} is a ${attr.type}, not a directory`);
+    handle = attr.handle;
+  }
+  return handle;
+}
+
 export class MetaBackend implements FileSystemBackend<number> {
   private readonly files = new Map<number, OpenFile>();
   private readonly releasesInFlight = new Set<Promise<void>>();
@@ -106,11 +133,13 @@ export class MetaBackend implements FileSystemBackend<number> {
   private readonly versions: VersionsView;
   private readonly attrCache = new Map<number, { attr: Attr; untilMs: number }>();
   private readonly log: (line: string) => void;
+  private readonly rootHandle: number;
 
   constructor(private readonly sdk: MetaClient, private readonly options: MetaBackendOptions = {}) {
     this.policy = options.policy ?? 'lww';
     this.entryCacheMs = options.entryCacheMs ?? DEFAULT_ENTRY_CACHE_MS;
     this.log = options.log ?? (() => {});
+    this.rootHandle = options.rootHandle ?? sdk.rootHandle;
     this.content = new FileContent(sdk, new BlockCache((id) => this.sdk.getBlock(id), options.blockCacheBytes ?? DEFAULT_BLOCK_CACHE_BYTES), this.policy);
     this.versions = new VersionsView(sdk, (caller, realPath) => this.handleOf({ uid: caller.uid, gid: caller.gid, pid: 0, umask: 0 }, realPath));
   }
@@ -126,7 +155,7 @@ export class MetaBackend implements FileSystemBackend<number> {
   /** The handle a path names; `fresh` skips the entry cache for the last component (open: close-to-open must see renames). */
   private async handleOf(ctx: CallerContext, path: string, fresh = false): Promise<number> {
     const parts = split(path);
-    let handle = ROOT_HANDLE;
+    let handle = this.rootHandle;
     let walked = '';
     for (const [i, part] of parts.entries()) {
       walked += '/' + part;
@@ -350,8 +379,23 @@ export class MetaBackend implements FileSystemBackend<number> {
   }
 
   async write(_ctx: CallerContext, _path: string, fh: number, data: Buffer, positionBytes: number): Promise<number> {
-    await this.content.write(this.file(fh), data, positionBytes);
+    const file = this.file(fh);
+    if (file.flags.append) await this.commitOtherWriters(file);
+    await this.content.write(file, data, positionBytes);
     return data.length;
+  }
+
+  /**
+   * O_APPEND on one mount: each fh buffers its own writes and the servers append an fh's records at
+   * commit, so two descriptors appending in turn would land per descriptor, not in the order written.
+   * Before an append, what other fhs of this mount have written to the same file is committed, so the
+   * append goes after it. Costs a commit each time appenders take turns; single writers pay nothing.
+   */
+  private async commitOtherWriters(file: OpenFile): Promise<void> {
+    for (const other of this.files.values()) {
+      if (other === file || other.handle !== file.handle || !other.buffer?.dirty) continue;
+      await this.commitOrReport(other, false);
+    }
   }
 
   async flush(_ctx: CallerContext, _path: string, fh: number): Promise<void> {

@@ -69,11 +69,7 @@ describe('open flags on a handlefs mount', () => {
     expect(seen.split('\n').sort()).toEqual(expected.split('\n').sort());
   });
 
-  // BUG: each descriptor buffers its O_APPEND writes privately (end = its own buffer's size) and the
-  // server appends them per commit at close, so the file reads start,A0..A9,B0..B9 instead of the
-  // order written (client/fuse/meta-backend.ts write(): `file.flags.append ? buffer.size`; one
-  // WriteBuffer per fh instead of one shared per handle on a mount)
-  it.failing('puts O_APPEND writes of two descriptors of one mount in the order they were written', async () => {
+  it('puts O_APPEND writes of two descriptors of one mount in the order they were written', async () => {
     const { seen, expected } = await interleavedAppends('append-order.log');
     expect(seen).toBe(expected);
   });
