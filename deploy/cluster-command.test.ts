@@ -11,7 +11,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import * as grpc from '@grpc/grpc-js';
 import { assertDistIsFresh } from '../raft/node/process-cluster';
+import * as p from '../proto/meta-proto';
+import { MetaClient, ROOT_HANDLE } from '../client/sdk';
 
 const REPO = path.resolve(__dirname, '..');
 const BIN = path.join(REPO, 'bin', 'handlefs.js');
@@ -188,4 +191,63 @@ describe('handlefs server', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('handlefs cluster up --tls', () => {
+  let dir: string;
+  let basePort: number;
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handlefs-cluster-tls-'));
+    basePort = await freeBasePort();
+  });
+
+  afterAll(async () => {
+    for (const id of MEMBERS) {
+      const file = path.join(dir, `${id}.pid`);
+      const pid = fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : 0;
+      if (pid > 0 && isRunning(pid)) process.kill(pid, 'SIGKILL');
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('makes a CA and member certificates in the folder and starts the members with TLS; status and down work with it', async () => {
+    const run = await handlefs(['cluster', 'up', '--tls', '--data', dir, '--base-port', String(basePort)]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const ca = path.join(dir, 'pki', 'ca.crt');
+    expect(run.stdout).toContain(`--tls-ca ${ca}`);
+    for (const file of ['ca.crt', 'ca.key', 'm1.crt', 'm1.key', 'm2.crt', 'm3.key']) expect(fs.existsSync(path.join(dir, 'pki', file))).toBe(true);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'cluster.json'), 'utf8'))).toMatchObject({ tls: true });
+
+    const status = await statusJson(dir);
+    expect(status).toMatchObject({ healthy: true, tls: true });
+    expect(status.members.filter((m) => m.status?.role === 'leader')).toHaveLength(1);
+
+    const servers = [1, 2, 3].map((i) => `127.0.0.1:${basePort + 100 + i}`);
+    // A client holding the CA works; a plaintext one never gets a call through.
+    const client = await MetaClient.connect({ servers, deadlineMs: 10_000, tls: { caFile: ca } });
+    try {
+      await client.mkdir(ROOT_HANDLE, 'over-tls', 0o755);
+      expect((await client.lookup(ROOT_HANDLE, 'over-tls')).type).toBe('dir');
+    } finally {
+      await client.close();
+    }
+    const plain = new p.MetaGrpcClient(servers[0], grpc.credentials.createInsecure());
+    const code = await new Promise<number>((resolve) => (plain as unknown as { StatFs: (r: unknown, o: unknown, cb: (e: grpc.ServiceError | null) => void) => void })
+      .StatFs({}, { deadline: Date.now() + 2_000 }, (error) => resolve(error?.code ?? 0)));
+    plain.close();
+    expect([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]).toContain(code);
+
+    // A second up keeps the certificates (never overwritten) and is refused while running.
+    const caBefore = fs.readFileSync(ca, 'utf8');
+    expect((await handlefs(['cluster', 'up', '--data', dir])).code).toBe(1);
+    expect(fs.readFileSync(ca, 'utf8')).toBe(caBefore);
+    expect((await handlefs(['cluster', 'down', '--tls', '--data', dir])).code).toBe(2);
+
+    const down = await handlefs(['cluster', 'down', '--data', dir]);
+    expect(down.code).toBe(0);
+    for (const id of MEMBERS) expect(fs.existsSync(path.join(dir, `${id}.pid`))).toBe(false);
+    expect((await statusJson(dir)).healthy).toBe(false);
+  }, 60_000);
 });

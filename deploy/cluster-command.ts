@@ -3,7 +3,10 @@
  * member processes (dist/metaserver/server/server-main.js) on 127.0.0.1 that
  * outlives the command. Everything lives in one folder (default
  * ./.handlefs-cluster): cluster.json (the layout, so `down`, `status` and a
- * later `up` find the same ports), mN/ (a member's data), mN.pid, mN.log.
+ * later `up` find the same ports), mN/ (a member's data), mN.pid, mN.log,
+ * and with `up --tls` pki/ (a CA and one certificate per member, made with
+ * deploy/certs as `handlefs certs init|issue` would; the members then run
+ * TLS on every port and mutual TLS between themselves, and status talks TLS).
  * Owns option parsing, pid files and the wait for a leader; the status table
  * and health line are deploy/ops's (`handlefs status`) with a pid column;
  * the members' layout and command lines come from raft/node's ProcessCluster.
@@ -19,6 +22,8 @@ import { ProcessCluster, ProcessMember } from '../raft/node/process-cluster';
 import { metaServerMainPath } from '../metaserver/server/main-path';
 import type { StatusReply } from '../proto/admin-proto';
 import { AdminClient, Answer } from './ops/admin-client';
+import { clientSecurityFromFiles } from '../proto/tls';
+import { CertsError, caFilesOf, initCa, issueCert } from './certs/certs';
 import { clusterStatus, renderStatusTable } from './ops/cluster-status';
 
 const DEFAULT_DATA = '.handlefs-cluster';
@@ -40,22 +45,29 @@ interface ClusterOptions {
   basePort?: number;
   members?: number;
   json: boolean;
+  tls: boolean;
 }
 
 /** What cluster.json holds: enough to rebuild the same layout. */
 interface SavedLayout {
   basePort: number;
   members: number;
+  /** Members run with the certificates of pki/ (set by `up --tls`, kept from then on). */
+  tls?: boolean;
 }
 
 class UsageError extends Error {}
 
 function parseOptions(args: string[]): ClusterOptions {
-  const options: ClusterOptions = { dataRoot: path.resolve(DEFAULT_DATA), json: false };
+  const options: ClusterOptions = { dataRoot: path.resolve(DEFAULT_DATA), json: false, tls: false };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
     if (flag === '--json') {
       options.json = true;
+      continue;
+    }
+    if (flag === '--tls') {
+      options.tls = true;
       continue;
     }
     const value = args[++i];
@@ -96,6 +108,7 @@ function readLayout(root: string): SavedLayout | undefined {
   }
   const saved = JSON.parse(text) as Partial<SavedLayout>;
   if (!Number.isInteger(saved.basePort) || !Number.isInteger(saved.members)) throw new Error(`${layoutPath(root)} is damaged (basePort and members must be integers)`);
+  if (saved.tls !== undefined && typeof saved.tls !== 'boolean') throw new Error(`${layoutPath(root)} is damaged (tls must be true or false)`);
   return saved as SavedLayout;
 }
 
@@ -104,9 +117,28 @@ function resolveLayout(options: ClusterOptions, saved: SavedLayout | undefined):
   if (saved) {
     if (options.basePort !== undefined && options.basePort !== saved.basePort) throw new UsageError(`${options.dataRoot} holds a cluster on --base-port ${saved.basePort}, not ${options.basePort}`);
     if (options.members !== undefined && options.members !== saved.members) throw new UsageError(`${options.dataRoot} holds a cluster of ${saved.members} members, not ${options.members}`);
-    return saved;
+    // TLS once turned on stays on (the clients were told to use the CA); turning it on later is fine.
+    return options.tls && !saved.tls ? { ...saved, tls: true } : saved;
   }
-  return { basePort: options.basePort ?? DEFAULT_BASE_PORT, members: options.members ?? DEFAULT_MEMBERS };
+  return { basePort: options.basePort ?? DEFAULT_BASE_PORT, members: options.members ?? DEFAULT_MEMBERS, ...(options.tls ? { tls: true } : {}) };
+}
+
+const pkiDir = (root: string) => path.join(root, 'pki');
+
+/** The CA and each member's certificate and key in pki/, made once (existing files are kept, never overwritten). */
+function ensurePki(root: string, cluster: ProcessCluster): void {
+  const dir = pkiDir(root);
+  if (!fs.existsSync(caFilesOf(dir).caCert)) initCa(dir);
+  for (const member of cluster.members) {
+    // Every address a member is dialled on is 127.0.0.1 (ProcessCluster's layout); localhost for hand-typed addresses.
+    if (!fs.existsSync(path.join(dir, `${member.id}.crt`))) issueCert(dir, { name: member.id, ips: ['127.0.0.1'], dnsNames: ['localhost'] });
+  }
+}
+
+/** The server flags of a member of a TLS cluster: its own certificate, the cluster CA. */
+function tlsArgs(root: string, id: string): string[] {
+  const dir = pkiDir(root);
+  return ['--tls-ca', caFilesOf(dir).caCert, '--tls-cert', path.join(dir, `${id}.crt`), '--tls-key', path.join(dir, `${id}.key`)];
 }
 
 async function clusterOf(root: string, layout: SavedLayout, needEntry: boolean): Promise<ProcessCluster> {
@@ -235,6 +267,15 @@ async function up(options: ClusterOptions): Promise<number> {
     process.stderr.write(`handlefs cluster up: already up in ${options.dataRoot} (${[...already].map(([id, pid]) => `${id} pid ${pid}`).join(', ')}); \`handlefs cluster down\` stops it\n`);
     return 1;
   }
+  if (layout.tls) {
+    try {
+      ensurePki(options.dataRoot, cluster);
+    } catch (error) {
+      if (!(error instanceof CertsError)) throw error;
+      process.stderr.write(`handlefs cluster up --tls: cannot make the certificates in ${pkiDir(options.dataRoot)}: ${error.message}\n`);
+      return 1;
+    }
+  }
   fs.writeFileSync(layoutPath(options.dataRoot), JSON.stringify(layout) + '\n');
   const started = new Map<string, number>();
   const exited: string[] = [];
@@ -243,7 +284,8 @@ async function up(options: ClusterOptions): Promise<number> {
     const log = fs.openSync(logFile(options.dataRoot, member.id), 'a');
     fs.writeSync(log, `--- handlefs cluster up ${new Date().toISOString()}\n`);
     // Detached with its output in the log: the member is no child of this command once it exits.
-    const child = spawn(process.execPath, cluster.commandLine(member.id), { detached: true, stdio: ['ignore', log, log] });
+    const args = [...cluster.commandLine(member.id), ...(layout.tls ? tlsArgs(options.dataRoot, member.id) : [])];
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     if (child.pid === undefined) {
       exited.push(member.id);
@@ -277,6 +319,7 @@ async function up(options: ClusterOptions): Promise<number> {
   const leaderId = statuses[0]!.leaderId;
   process.stdout.write(`cluster up in ${options.dataRoot}: ${layout.members} members, leader ${leaderId} (term ${statuses[0]!.term})\n`);
   process.stdout.write(`client API (proto/metaserver.proto): ${cluster.members.map((m) => m.clientAddress).join(',')}\n`);
+  if (layout.tls) process.stdout.write(`TLS on every port (mutual between members): clients add --tls-ca ${caFilesOf(pkiDir(options.dataRoot)).caCert}\n`);
   process.stdout.write(`status: handlefs cluster status${options.dataRoot === path.resolve(DEFAULT_DATA) ? '' : ` --data ${options.dataRoot}`}; logs: ${path.join(options.dataRoot, 'mN.log')}\n`);
   return 0;
 }
@@ -327,9 +370,11 @@ async function status(options: ClusterOptions): Promise<number> {
     process.stderr.write(`handlefs cluster status: no cluster in ${options.dataRoot} (no cluster.json)\n`);
     return 1;
   }
-  const cluster = await clusterOf(options.dataRoot, resolveLayout(options, saved), false);
+  const layout = resolveLayout(options, saved);
+  const cluster = await clusterOf(options.dataRoot, layout, false);
   const running = runningMembers(options.dataRoot, cluster);
-  const client = new AdminClient(cluster.members.map((m) => m.clientAddress));
+  const security = layout.tls ? clientSecurityFromFiles({ caFile: caFilesOf(pkiDir(options.dataRoot)).caCert }) : undefined;
+  const client = new AdminClient(cluster.members.map((m) => m.clientAddress), security);
   let answers: Answer[];
   try {
     answers = await client.sweep();
@@ -348,7 +393,7 @@ async function status(options: ClusterOptions): Promise<number> {
   if (answers.every((x) => !x.status)) report.summary = `down: no member answers (${running.size}/${reports.length} running)`;
   const healthy = report.health === 'healthy';
   if (options.json) {
-    process.stdout.write(JSON.stringify({ dataRoot: options.dataRoot, healthy, health: report.health, leaderId: report.leaderId, summary: report.summary, members: reports, rows: report.members }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ dataRoot: options.dataRoot, tls: layout.tls === true, healthy, health: report.health, leaderId: report.leaderId, summary: report.summary, members: reports, rows: report.members }, null, 2) + '\n');
   } else {
     process.stdout.write(renderStatusTable(report, { header: 'pid', cell: (row) => String(reports.find((r) => r.id === row.id)?.pid ?? '-') }));
   }
@@ -362,6 +407,7 @@ export async function runClusterCommand(args: string[]): Promise<number> {
   try {
     options = parseOptions(rest);
     if (options.json && action !== 'status') throw new UsageError('--json is for `cluster status` only');
+    if (options.tls && action !== 'up') throw new UsageError('--tls is for `cluster up` only (status and down read it from cluster.json)');
     switch (action) {
       case 'up':
         return await up(options);

@@ -30,7 +30,11 @@ export interface OpenedFh { fh: number; version: number; sizeBytes: number }
 export interface OpenFlags { read: boolean; write: boolean; append: boolean }
 export interface EntryReply extends AttrReply { created: boolean; opened?: OpenedFh | null }
 export interface OpenSessionRequest { ttlMs: number; clientName: string }
-export interface OpenSessionReply extends ErrnoFields { sessionId: number; ttlMs: number }
+export interface OpenSessionReply extends ErrnoFields {
+  sessionId: number; ttlMs: number;
+  /** A subtree token's root directory (0: the file system root); servers without subtree tokens leave it out. */
+  rootHandle?: number; rootGeneration?: number;
+}
 export interface KeepAliveRequest { sessionId: number }
 export interface KeepAliveReply extends Reply { ttlMs: number }
 export interface CloseSessionRequest { header: Header | null }
@@ -74,7 +78,7 @@ export interface WrittenRange { offset: number; data: Uint8Array }
 export const ConflictPolicy = { LWW: 0, REJECT: 1 } as const;
 export interface CommitVersionRequest {
   header: Header | null; fh: number; baseVersion: number; written: WrittenRange[]; newSize: number; policy: number;
-  release?: boolean; blockForm?: boolean; blocks?: string[]; writtenExtents?: Extent[];
+  release?: boolean; blockForm?: boolean; blocks?: string[]; writtenExtents?: Extent[]; truncated?: boolean; truncatedTo?: number;
 }
 export interface RestoreVersionRequest { header: Header | null; handle: number; version: number }
 export interface RestoreVersionReply extends Reply { version: number; sizeBytes: number }

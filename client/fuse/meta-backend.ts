@@ -108,15 +108,14 @@ function openFlagsOf(flags: number): { read: boolean; write: boolean; append: bo
 export async function resolveMountRoot(sdk: MetaClient, subdir: string): Promise<number> {
   let handle = sdk.rootHandle;
   for (const part of split(subdir)) {
-    if (part === '.' || part === '..') throw fsError('EINVAL', `--subdir ${subdir}: "." and ".." are not allowed`);
+    if (part === '.' || part === '..') throw new Error(`--subdir ${subdir}: "." and ".." are not allowed`);
     let attr: Attr;
     try {
       attr = await sdk.lookup(handle, part, ROOT_CALLER);
     } catch (error) {
-      if (error instanceof MetaError) throw fsError(error.code ?? 'EIO', `--subdir ${subdir}: ${part}: ${error.message}`);
-      throw error;
+      throw new Error(`--subdir ${subdir}: cannot look up ${JSON.stringify(part)}: ${(error as Error).message}`);
     }
-    if (attr.type !== 'dir') throw fsError('ENOTDIR', `--subdir ${subdir}: ${part} is a ${attr.type}, not a directory`);
+    if (attr.type !== 'dir') throw new Error(`--subdir ${subdir}: ${JSON.stringify(part)} is a ${attr.type}, not a directory`);
     handle = attr.handle;
   }
   return handle;

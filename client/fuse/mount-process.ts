@@ -14,7 +14,7 @@ import { DEFAULT_HOST_OPTIONS, FuseHostOptions, createFuseHost } from './fuse-ho
 import { MemoryBackend } from './memory-backend';
 import { MOUNT_SHUTDOWN_LIMIT_MS } from './mount-control';
 import { MountGauges, MountMetrics } from './mount-metrics';
-import { MetaBackend } from './meta-backend';
+import { MetaBackend, resolveMountRoot } from './meta-backend';
 import { MetaClient } from '../sdk';
 import type { Policy } from '../sdk';
 import { ClientTlsOptions, readTokenFile } from '../../proto/tls';
@@ -36,6 +36,8 @@ export interface MountArgs {
   tls?: ClientTlsOptions;
   /** --token-file: the file holding the bearer token (read when connecting). */
   tokenFile?: string;
+  /** --subdir: the directory shown as the mount's root, from the session's root ('/a/b'); undefined: the whole tree. */
+  subdir?: string;
 }
 
 const DEFAULT_CACHE_SIZE_MIB = 256;
@@ -45,7 +47,7 @@ const CACHE_SIZE_MIB_MAX = 65_536;
 
 const USAGE = 'usage: mount-process <dir> (--servers HOST:PORT,... | --backend memory) [--policy lww|reject] [--deadline-ms 30000] ' +
   '[--attr-timeout-s S] [--entry-timeout-s S] [--negative-timeout-s S] [--allow-other] [--read-only] [--op-timeout-ms MS] ' +
-  '[--cache-size-mib 256] [--metrics-address HOST:PORT] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] [--token-file FILE]';
+  '[--cache-size-mib 256] [--metrics-address HOST:PORT] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] [--token-file FILE] [--subdir /PATH]';
 
 /** Parses argv (after the script name). Throws a message naming the bad argument. */
 export function parseMountArgs(argv: readonly string[]): MountArgs {
@@ -61,6 +63,7 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
   let metricsAddress: string | undefined;
   const tlsFiles: Record<string, string> = {};
   let tokenFile: string | undefined;
+  let subdir: string | undefined;
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`${flag} needs a non-negative number, got ${v}`);
@@ -100,6 +103,13 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
         if (!tokenFile || tokenFile.startsWith('--')) throw new Error(`${flag} needs a file`);
         break;
       }
+      case '--subdir': {
+        const value = rest.shift() ?? '';
+        const parts = value.split('/').filter(Boolean);
+        if (!value.startsWith('/') || parts.some((part) => part === '.' || part === '..')) throw new Error(`--subdir must be an absolute path without "." or "..", got ${JSON.stringify(value)}`);
+        subdir = parts.length === 0 ? undefined : '/' + parts.join('/');
+        break;
+      }
       case '--allow-other': host.allowOther = true; break;
       case '--read-only': host.readOnly = true; break;
       default: throw new Error(`unknown argument ${flag}`);
@@ -107,6 +117,7 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
   }
   backend ??= 'cluster';
   if (backend !== 'memory' && backend !== 'cluster') throw new Error(`--backend must be cluster or memory, got ${backend}`);
+  if (backend === 'memory' && subdir !== undefined) throw new Error('--subdir needs the cluster backend');
   if (backend === 'cluster' && servers.length === 0) throw new Error(`--servers HOST:PORT,... is required\n${USAGE}`);
   if (!(deadlineMs >= 100)) throw new Error(`--deadline-ms must be at least 100, got ${deadlineMs}`);
   if (!Number.isInteger(cacheSizeMib) || cacheSizeMib < CACHE_SIZE_MIB_MIN || cacheSizeMib > CACHE_SIZE_MIB_MAX) {
@@ -115,7 +126,7 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
   if (('--tls-cert' in tlsFiles) !== ('--tls-key' in tlsFiles)) throw new Error('--tls-cert and --tls-key go together');
   if (('--tls-cert' in tlsFiles) && !('--tls-ca' in tlsFiles)) throw new Error('--tls-cert needs --tls-ca (the cluster CA)');
   const tls = tlsFiles['--tls-ca'] === undefined ? undefined : { caFile: tlsFiles['--tls-ca'], certFile: tlsFiles['--tls-cert'], keyFile: tlsFiles['--tls-key'] };
-  return { mountpoint: path.resolve(dir), backend, servers, policy, deadlineMs, cacheSizeBytes: cacheSizeMib * 1024 * 1024, metricsAddress, host, tls, tokenFile };
+  return { mountpoint: path.resolve(dir), backend, servers, policy, deadlineMs, cacheSizeBytes: cacheSizeMib * 1024 * 1024, metricsAddress, host, tls, tokenFile, subdir };
 }
 
 function emit(event: Record<string, unknown>): void {
@@ -143,7 +154,15 @@ async function main(): Promise<void> {
     backend = new MemoryBackend();
   } else {
     const sdk = await MetaClient.connect({ servers: args.servers, deadlineMs: args.deadlineMs, tls: args.tls, token: args.tokenFile === undefined ? undefined : readTokenFile(args.tokenFile), clientName: `mount ${args.mountpoint} pid ${process.pid}`, logger: { info: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m), warn: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m) } });
+    let rootHandle: number | undefined;
+    try {
+      rootHandle = args.subdir === undefined ? undefined : await resolveMountRoot(sdk, args.subdir);
+    } catch (error) {
+      await sdk.close().catch(() => undefined);
+      throw error;
+    }
     const meta = new MetaBackend(sdk, {
+      rootHandle,
       policy: args.policy, readOnly: args.host.readOnly, entryCacheMs: args.host.entryTimeoutS * 1000, blockCacheBytes: args.cacheSizeBytes, log,
       onCommitFailure: metrics ? (errno) => metrics.commitFailed(errno) : undefined,
     });

@@ -18,7 +18,7 @@ import * as paths from './paths';
 
 export type { Attr, Caller, DirEntry, StatFsReply, VersionInfo } from '../../proto/meta-proto';
 
-import { BLOCK_SIZE_BYTES } from './constants';
+import { BLOCK_SIZE_BYTES, ROOT_HANDLE } from './constants';
 /** One ReadFh asks for at most this (the server caps a read at 4 MiB - 64 KiB). */
 export const READ_CHUNK_BYTES = 2 * 1024 * 1024;
 const HAS_BLOCKS_MAX = 1024;
@@ -51,9 +51,14 @@ export type TimeChange = 'now' | number;
 export interface AttrChanges { mode?: number; uid?: number; gid?: number; sizeBytes?: number; atime?: TimeChange; mtime?: TimeChange }
 export interface OpenFlags { read: boolean; write: boolean; append: boolean }
 export interface OpenedFh { fh: number; version: number; sizeBytes: number }
+/**
+ * What an fh's commit carries. `truncatedTo`: the lowest size the fh cut the file to, when below
+ * its base's size (O_TRUNC, ftruncate) — whatever it wrote afterwards; without it a whole-file
+ * rewrite racing a longer concurrent write would keep that write's tail.
+ */
 export type CommitContent =
-  | { kind: 'inline'; written: Array<{ offset: number; data: Uint8Array }>; newSize: number }
-  | { kind: 'blocks'; blocks: string[]; writtenExtents: Array<{ offset: number; length: number }>; newSize: number };
+  | { kind: 'inline'; written: Array<{ offset: number; data: Uint8Array }>; newSize: number; truncatedTo?: number }
+  | { kind: 'blocks'; blocks: string[]; writtenExtents: Array<{ offset: number; length: number }>; newSize: number; truncatedTo?: number };
 export interface CommitOutcome { kind: string; version: number; sizeBytes: number; conflictVersion: number }
 export type Policy = 'lww' | 'reject';
 
@@ -118,6 +123,11 @@ export class MetaClient {
 
   get sessionId(): number {
     return this.session.sessionId;
+  }
+
+  /** The handle of the directory this client may reach: the file system root, or its token's subtree (docs/security.md). */
+  get rootHandle(): number {
+    return this.session.rootHandle || ROOT_HANDLE;
   }
 
   /** The member this client sends leader-only calls to first. */
@@ -252,9 +262,10 @@ export class MetaClient {
   async commit(fh: number, baseVersion: number, content: CommitContent, opts: { policy?: Policy; release?: boolean } = {}): Promise<CommitOutcome> {
     this.assertFhSession('CommitVersion', fh);
     const policy = (opts.policy ?? 'lww') === 'lww' ? p.ConflictPolicy.LWW : p.ConflictPolicy.REJECT;
+    const cut = content.truncatedTo !== undefined ? { truncated: true, truncatedTo: content.truncatedTo } : {};
     const body: Omit<p.CommitVersionRequest, 'header'> = content.kind === 'inline'
-      ? { fh, baseVersion, written: content.written, newSize: content.newSize, policy, release: opts.release === true }
-      : { fh, baseVersion, written: [], newSize: content.newSize, policy, release: opts.release === true, blockForm: true, blocks: content.blocks, writtenExtents: content.writtenExtents };
+      ? { fh, baseVersion, written: content.written, newSize: content.newSize, policy, release: opts.release === true, ...cut }
+      : { fh, baseVersion, written: [], newSize: content.newSize, policy, release: opts.release === true, blockForm: true, blocks: content.blocks, writtenExtents: content.writtenExtents, ...cut };
     const reply = await this.mutate<p.CommitVersionReply>('CommitVersion', body, undefined, true);
     if (reply.errno === EBUSY && reply.conflictCopy > 0) throw new CommitConflictError(`CommitVersion(fh ${fh}): ${reply.message}`, reply.conflictCopy, reply.headVersion);
     checked('CommitVersion', reply);

@@ -1,5 +1,5 @@
 /**
- * Path helpers over MetaClient: resolve '/a/b' from the root (handle 1) one
+ * Path helpers over MetaClient: resolve '/a/b' from the client's root (handle 1, or its token's subtree) one
  * lookup a component, read a whole file (through an fh, or a kept version) and
  * write a whole file with O_TRUNC semantics (inline up to 4,096 bytes, else
  * 1 MiB blocks uploaded with bounded parallelism and a block-form commit that
@@ -7,7 +7,7 @@
  * never talk to the servers but through MetaClient.
  */
 import type * as p from '../../proto/meta-proto';
-import { BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES, ROOT_HANDLE } from './constants';
+import { BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES } from './constants';
 import { EINVAL, EIO, ELOOP, MetaError } from './errors';
 import type { CommitContent, CommitOutcome, MetaClient, Policy } from './meta-client';
 
@@ -48,7 +48,7 @@ export function components(path: string): string[] {
 
 export async function resolve(client: MetaClient, path: string, caller: p.Caller | undefined, followLast: boolean): Promise<p.Attr> {
   let parts = components(path);
-  let attr = await client.getattr(ROOT_HANDLE);
+  let attr = await client.getattr(client.rootHandle);
   let parent = attr;
   for (let hops = 0, i = 0; i < parts.length; i++) {
     parent = attr;
@@ -59,7 +59,7 @@ export async function resolve(client: MetaClient, path: string, caller: p.Caller
       // A relative target continues from the link's directory; an absolute one from the root.
       const rest = components(target);
       if (target.startsWith('/')) {
-        attr = await client.getattr(ROOT_HANDLE);
+        attr = await client.getattr(client.rootHandle);
         parts = rest;
       } else {
         attr = parent;
@@ -99,6 +99,8 @@ export async function writeFile(client: MetaClient, path: string, data: Uint8Arr
   const made = await client.create(parent.handle, name, opts.mode ?? 0o644, { exclusive: false, open: { read: false, write: true, append: false } }, caller);
   const opened = made.opened!;
   let released = false;
+  // A whole-file write replaces what was there: it cuts the old content (to 0) before writing, so a concurrent longer write's tail does not survive it.
+  const cut = opened.sizeBytes > 0 ? { truncatedTo: 0 } : {};
   try {
     // A base stored as blocks takes only block-form commits.
     let content: CommitContent = data.byteLength <= INLINE_LIMIT_BYTES && opened.sizeBytes <= INLINE_LIMIT_BYTES
@@ -106,12 +108,12 @@ export async function writeFile(client: MetaClient, path: string, data: Uint8Arr
       : await blockContent(client, data);
     let outcome: CommitOutcome;
     try {
-      outcome = await client.commit(opened.fh, opened.version, content, { policy: opts.policy, release: true });
+      outcome = await client.commit(opened.fh, opened.version, { ...content, ...cut }, { policy: opts.policy, release: true });
     } catch (error) {
       // A small base may still be stored as blocks (written in block form once): say it again as blocks.
       if (!(error instanceof MetaError && error.errno === EINVAL && content.kind === 'inline' && /as blocks/.test(error.message))) throw error;
       content = await blockContent(client, data);
-      outcome = await client.commit(opened.fh, opened.version, content, { policy: opts.policy, release: true });
+      outcome = await client.commit(opened.fh, opened.version, { ...content, ...cut }, { policy: opts.policy, release: true });
     }
     released = true;
     return outcome;

@@ -31,7 +31,7 @@ const CLOSE_DEADLINE_MS = 5_000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-interface Session { id: number; ttlMs: number; sequencer: Sequencer }
+interface Session { id: number; ttlMs: number; sequencer: Sequencer; rootHandle: number }
 
 export class SessionKeeper {
   private current: Session | undefined;
@@ -53,11 +53,16 @@ export class SessionKeeper {
     return this.current?.ttlMs ?? 0;
   }
 
+  /** The directory the servers let this session reach (a token with subtree=); 0 for the file system root. */
+  get rootHandle(): number {
+    return this.current?.rootHandle ?? 0;
+  }
+
   async open(deadlineAt: number): Promise<void> {
     const reply = await this.channel.call<p.OpenSessionReply>('OpenSession', { ttlMs: this.options.ttlMs, clientName: this.options.clientName } satisfies p.OpenSessionRequest, deadlineAt);
     if (reply.errno !== 0) throw new MetaError(reply.errno, `OpenSession: ${reply.message}`);
     const previous = this.current;
-    this.current = { id: reply.sessionId, ttlMs: reply.ttlMs, sequencer: new Sequencer(reply.sessionId) };
+    this.current = { id: reply.sessionId, ttlMs: reply.ttlMs, sequencer: new Sequencer(reply.sessionId), rootHandle: reply.rootHandle ?? 0 };
     this.sessionsOpened++;
     if (previous) {
       this.options.logger?.warn('session expired; opened a new one', { oldSessionId: previous.id, newSessionId: reply.sessionId });

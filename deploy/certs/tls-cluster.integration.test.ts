@@ -254,9 +254,10 @@ describe('a server with bad TLS or token configuration', () => {
     const duplicate = await runServer(['--auth-token-file', onlyRo]);
     expect(duplicate.code).toBe(2);
     expect(duplicate.stderr).toContain(`${onlyRo}:2: this token is already granted by line 1`);
-    fs.writeFileSync(onlyRo, 'abc ro subtree=/home\n');
+    fs.writeFileSync(onlyRo, 'abc rw subtree=home\n');
     const subtree = await runServer(['--auth-token-file', onlyRo]);
-    expect(subtree.stderr).toContain('subtree restriction is not implemented yet');
+    expect(subtree.code).toBe(2);
+    expect(subtree.stderr).toContain(`${onlyRo}:1: subtree "home" must be an absolute path`);
   });
 });
 

@@ -80,11 +80,11 @@ describe('mount.handlefs, called the way mount(8) calls it', () => {
   }, 60_000);
 
   it('turns ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,cache_size_mib=64,metrics_address=… into a read-only mount that still reads', async () => {
-    const mounted = await run(HELPER, [servers, mntReadOnly, '-o', `ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,cache_size_mib=64,metrics_address=127.0.0.1:0,log=${path.join(base, 'mount-ro.log')}`]);
+    const mounted = await run(HELPER, [servers, mntReadOnly, '-o', `ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,cache_size_mib=64,metrics_address=127.0.0.1:0,subdir=/,log=${path.join(base, 'mount-ro.log')}`]);
     expect(mounted).toMatchObject({ code: 0 });
     const [pid] = await mountProcessesOf(mntReadOnly);
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    expect(argv).toEqual(expect.arrayContaining(['--read-only', '--allow-other', '--policy', 'reject', '--entry-timeout-s', '0', '--deadline-ms', '5000', '--cache-size-mib', '64', '--metrics-address', '127.0.0.1:0']));
+    expect(argv).toEqual(expect.arrayContaining(['--read-only', '--allow-other', '--policy', 'reject', '--entry-timeout-s', '0', '--deadline-ms', '5000', '--cache-size-mib', '64', '--metrics-address', '127.0.0.1:0', '--subdir', '/']));
     expect(fs.readFileSync('/proc/self/mounts', 'utf8')).toMatch(new RegExp(`${mntReadOnly} fuse\\S* ro,`));
 
     expect(await run('cat', [path.join(mntReadOnly, 'hello.txt')])).toMatchObject({ code: 0, stdout: 'written through the helper\n' });
@@ -105,6 +105,10 @@ describe('mount.handlefs, called the way mount(8) calls it', () => {
     expect(badTimeout).toMatchObject({ code: 1, stderr: expect.stringMatching(/attr_timeout must be seconds/) });
     const badAddress = await run(HELPER, ['127.0.0.1:port', mnt]);
     expect(badAddress).toMatchObject({ code: 1, stderr: expect.stringMatching(/server address "127.0.0.1:port" is not HOST:PORT/) });
+    const relative = await run(HELPER, [servers, mnt, '-o', 'subdir=projects']);
+    expect(relative).toMatchObject({ code: 1, stderr: expect.stringMatching(/subdir must be an absolute path/) });
+    const dotDot = await run(HELPER, [servers, mnt, '-o', 'subdir=/a/../b']);
+    expect(dotDot).toMatchObject({ code: 1, stderr: expect.stringMatching(/subdir may not contain/) });
     const noDir = await run(HELPER, [servers, path.join(base, 'missing')]);
     expect(noDir).toMatchObject({ code: 1, stderr: expect.stringMatching(/is not a directory/) });
     expect(await isMounted(mnt)).toBe(false);

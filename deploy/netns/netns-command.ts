@@ -1,10 +1,15 @@
 /**
  * `handlefs hosts up [--count 5] | down | status [--json]` (each also takes
- * --prefix and --bridge): the command-line face of hosts.ts. Owns option
+ * --prefix and --bridge): the command-line face of hosts.ts; and
+ * `handlefs hosts proxy --listen A --target B [--delay-ms N] [--jitter-ms N]
+ * [--bandwidth-bytes-per-s N]`, the fault proxy (fault-proxy.ts) in the
+ * foreground, its faults changed by lines on stdin. Owns option
  * parsing, output and exit codes only (0 ok, 1 failure, 2 usage).
  * Must never do anything hosts.ts does not: no names or addresses of its own.
  */
+import * as readline from 'node:readline';
 import { DEFAULT_BRIDGE, DEFAULT_PREFIX, HOSTS_MAX, hostsDown, hostsStatus, hostsUp } from './hosts';
+import { FaultProxy, PROXY_CONSOLE_HELP, applyProxyCommand } from './fault-proxy';
 
 const DEFAULT_COUNT = 5;
 
@@ -82,9 +87,66 @@ async function status(options: HostsCommandOptions): Promise<number> {
   return healthy ? 0 : 1;
 }
 
+const PROXY_USAGE = 'hosts proxy --listen HOST:PORT --target HOST:PORT [--delay-ms N] [--jitter-ms N] [--bandwidth-bytes-per-s N] [--buffer-limit-bytes N]';
+
+/** `hosts proxy`: runs the fault proxy until SIGINT/SIGTERM; stdin lines change its faults. Needs no root. */
+async function proxy(args: string[]): Promise<number> {
+  const values = new Map<string, string>();
+  for (let i = 0; i < args.length; i += 2) {
+    const flag = args[i]!;
+    if (!['--listen', '--target', '--delay-ms', '--jitter-ms', '--bandwidth-bytes-per-s', '--buffer-limit-bytes'].includes(flag)) throw new UsageError(`unknown option ${flag}; usage: ${PROXY_USAGE}`);
+    const value = args[i + 1];
+    if (value === undefined) throw new UsageError(`${flag} needs a value`);
+    values.set(flag, value);
+  }
+  const listen = values.get('--listen');
+  const target = values.get('--target');
+  if (listen === undefined || target === undefined) throw new UsageError(`--listen and --target are required; usage: ${PROXY_USAGE}`);
+  const number = (flag: string): number | undefined => {
+    const value = values.get(flag);
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${flag} needs a non-negative number, got ${JSON.stringify(value)}`);
+    return n;
+  };
+  let started: FaultProxy;
+  try {
+    started = await FaultProxy.start({
+      listen, target, bufferLimitBytes: number('--buffer-limit-bytes'),
+      faults: { delayMs: number('--delay-ms') ?? 0, jitterMs: number('--jitter-ms') ?? 0, bandwidthBytesPerS: number('--bandwidth-bytes-per-s') ?? 0 },
+    });
+  } catch (error) {
+    if (/must be HOST:PORT|fault /.test((error as Error).message)) throw new UsageError((error as Error).message);
+    throw error;
+  }
+  process.stdout.write(`proxy listening on ${started.address}, forwarding to ${target}\n${PROXY_CONSOLE_HELP}\n`);
+  return new Promise<number>((resolve) => {
+    const lines = readline.createInterface({ input: process.stdin });
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = true;
+      lines.close();
+      void started.close().then(() => resolve(0));
+    };
+    lines.on('line', (line) => {
+      if (line.trim() === '') return;
+      try {
+        process.stdout.write(applyProxyCommand(started, line) + '\n');
+      } catch (error) {
+        process.stderr.write(`${(error as Error).message}\n`);
+      }
+    });
+    // stdin ending (a background run with </dev/null) stops the console only, not the proxy.
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
 export async function runHostsCommand(argv: string[]): Promise<number> {
   const [action, ...rest] = argv;
   try {
+    if (action === 'proxy') return await proxy(rest);
     const options = parseOptions(rest);
     if (options.json && action !== 'status') throw new UsageError('--json is for `hosts status` only');
     if (options.count !== undefined && action !== 'up') throw new UsageError('--count is for `hosts up` only');
@@ -100,7 +162,7 @@ export async function runHostsCommand(argv: string[]): Promise<number> {
       case 'status':
         return await status(options);
       default:
-        throw new UsageError(`hosts needs up, down or status, got ${JSON.stringify(action ?? '')}`);
+        throw new UsageError(`hosts needs up, down, status or proxy, got ${JSON.stringify(action ?? '')}`);
     }
   } catch (error) {
     if (error instanceof UsageError) {

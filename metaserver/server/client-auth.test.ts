@@ -100,7 +100,19 @@ describe('the token file', () => {
     expect(() => parseTokenFile('tok\u00e9n\n', '/etc/t')).toThrow('/etc/t:1: the token must be printable ASCII without spaces');
     expect(() => parseTokenFile('# nothing\n\n', '/etc/t')).toThrow('/etc/t: no token in the file');
     expect(() => parseTokenFile('abc ro\n', '/etc/t')).toThrow(/needs at least one read-write token/);
-    expect(() => parseTokenFile('abc subtree=/home\n', '/etc/t')).toThrow(AuthConfigError);
+    expect(() => parseTokenFile('abc subtree=/home\n', '/etc/t')).toThrow(/needs at least one read-write token without subtree=/);
+    for (const bad of ['home', '/a/../b', '/a//b', '/./a']) {
+      expect(() => parseTokenFile(`w rw\nabc subtree=${bad}\n`, '/etc/t')).toThrow(AuthConfigError);
+    }
+  });
+
+  it('reads subtree= as a normalized absolute path; subtree=/ is the whole tree', () => {
+    const policy = parseTokenFile('w rw\ns1 rw subtree=/projects/a/ name=a\ns2 ro subtree=/\n', 't');
+    expect([...policy.grants.values()]).toEqual([
+      { name: 'line 1', readOnly: false },
+      { name: 'a', readOnly: false, subtree: '/projects/a' },
+      { name: 'line 3', readOnly: true },
+    ]);
   });
 
   it('gives members the first read-write token for their own calls', () => {

@@ -12,15 +12,16 @@
  * methods that only read. Must never read the file after start-up,
  * log a token, or let a call through whose method it does not know.
  *
- * Token file: one grant per line, `TOKEN [ro|rw] [name=NAME]`; `#` starts a
- * comment; blank lines are skipped. `subtree=/path` is reserved (see
- * docs/security.md) and refused for now rather than silently ignored.
+ * Token file: one grant per line, `TOKEN [ro|rw] [name=NAME] [subtree=/PATH]`;
+ * `#` starts a comment; blank lines are skipped. A subtree grant's calls also
+ * go through subtree-guard.ts (docs/security.md "Subtree restriction").
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { AUTHORIZATION_METADATA, TOKEN_MAX_BYTES, checkToken } from '../../proto/tls';
 import { Errno } from '../rules/errno';
+import { SubtreeGuard, normalizeSubtree } from './subtree-guard';
 
 const TOKEN_FILE_MAX_BYTES = 1024 * 1024;
 const TOKENS_MAX = 10_000;
@@ -37,6 +38,8 @@ export interface Grant {
   /** For logs: name=... or "line N". */
   name: string;
   readOnly: boolean;
+  /** Normalized absolute path of the only directory tree this token may reach; undefined for the whole tree. */
+  subtree?: string;
 }
 
 /** The tokens a server accepts; keys are SHA-256 of the token, so lookups leak nothing about a token's bytes. */
@@ -67,21 +70,29 @@ export function parseTokenFile(text: string, file: string): TokenPolicy {
     }
     let readOnly = false;
     let name = `line ${index + 1}`;
+    let subtree: string | undefined;
     for (const option of options) {
       if (option === 'ro') readOnly = true;
       else if (option === 'rw') readOnly = false;
       else if (option.startsWith('name=') && /^name=[A-Za-z0-9_.@-]{1,64}$/.test(option)) name = option.slice(5);
-      else if (option.startsWith('subtree=')) throw new AuthConfigError(`${where}: subtree restriction is not implemented yet (docs/security.md); refusing rather than granting the whole tree`);
-      else throw new AuthConfigError(`${where}: unknown option ${JSON.stringify(option)} (expected ro, rw or name=NAME)`);
+      else if (option.startsWith('subtree=')) {
+        try {
+          const path = normalizeSubtree(option.slice('subtree='.length));
+          subtree = path === '/' ? undefined : path;
+        } catch (error) {
+          throw new AuthConfigError(`${where}: ${(error as Error).message}`);
+        }
+      } else throw new AuthConfigError(`${where}: unknown option ${JSON.stringify(option)} (expected ro, rw, name=NAME or subtree=/PATH)`);
     }
     const key = digest(token);
     if (grants.has(key)) throw new AuthConfigError(`${where}: this token is already granted by ${grants.get(key)!.name}`);
     if (grants.size >= TOKENS_MAX) throw new AuthConfigError(`${file}: more than ${TOKENS_MAX} tokens`);
-    grants.set(key, { name, readOnly });
-    if (!readOnly) memberToken ??= token;
+    grants.set(key, subtree === undefined ? { name, readOnly } : { name, readOnly, subtree });
+    // Members' BlockPeer calls need the whole tree: a subtree token is never the member token.
+    if (!readOnly && subtree === undefined) memberToken ??= token;
   }
   if (grants.size === 0) throw new AuthConfigError(`${file}: no token in the file`);
-  if (memberToken === undefined) throw new AuthConfigError(`${file}: needs at least one read-write token (members use the first one for their BlockPeer calls to each other)`);
+  if (memberToken === undefined) throw new AuthConfigError(`${file}: needs at least one read-write token without subtree= (members use the first one for their BlockPeer calls to each other)`);
   return { grants, memberToken };
 }
 
@@ -140,12 +151,15 @@ function bearerOf(metadata: grpc.Metadata): string | undefined {
 export interface AuthCounters {
   refusedUnauthenticated: number;
   refusedReadOnly: number;
+  refusedOutsideSubtree: number;
 }
 
 type UnaryHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
 
 /** Wraps one service's handlers with the token check. */
-export function guardService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation, policy: TokenPolicy, counters: AuthCounters): grpc.UntypedServiceImplementation {
+export function guardService(
+  definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation, policy: TokenPolicy, counters: AuthCounters, subtrees?: SubtreeGuard,
+): grpc.UntypedServiceImplementation {
   const guarded: grpc.UntypedServiceImplementation = {};
   for (const [name, method] of Object.entries(definition)) {
     if (method.requestStream || method.responseStream) throw new Error(`client auth: ${method.path} is a streaming method; only unary calls are guarded`);
@@ -169,10 +183,49 @@ export function guardService(definition: grpc.ServiceDefinition, implementation:
         else callback({ code: grpc.status.PERMISSION_DENIED, details: message });
         return;
       }
-      handler(call, callback);
+      if (grant.subtree === undefined) {
+        handler(call, callback);
+        return;
+      }
+      admitInSubtree(qualified, grant.subtree, call, callback, handler, counters, subtrees);
     }) as grpc.UntypedHandleCall;
   }
   return guarded;
+}
+
+/** Deadline of a call, or 30 s from now when the client set none. */
+function deadlineMsOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  return Number.isFinite(ms) && ms > 0 ? ms : Date.now() + 30_000;
+}
+
+/** Runs the handler only if the subtree guard admits the call; OpenSession's reply then carries the subtree root. */
+function admitInSubtree(
+  qualified: string, subtree: string, call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>, handler: UnaryHandler,
+  counters: AuthCounters, subtrees: SubtreeGuard | undefined,
+): void {
+  if (subtrees === undefined) {
+    // Fail closed: a server built without the state to check against grants nothing to subtree tokens.
+    callback({ code: grpc.status.PERMISSION_DENIED, details: `this server cannot check subtree restrictions; ${qualified} refused` });
+    return;
+  }
+  subtrees.admit(qualified, call.request, subtree, deadlineMsOf(call)).then((admission) => {
+    if (!admission.admit) {
+      counters.refusedOutsideSubtree++;
+      if ('reply' in admission) callback(null, admission.reply);
+      else callback({ code: grpc.status[admission.status], details: admission.details });
+      return;
+    }
+    if (qualified !== 'Meta/OpenSession') {
+      handler(call, callback);
+      return;
+    }
+    handler(call, (error, reply) => {
+      if (error || reply === null || typeof reply !== 'object') callback(error, reply);
+      else callback(null, { ...(reply as object), rootHandle: admission.rootHandle, rootGeneration: admission.rootGeneration });
+    });
+  }, (error: unknown) => callback({ code: grpc.status.UNAVAILABLE, details: `subtree check failed: ${(error as Error).message}` }));
 }
 
 /**
@@ -180,13 +233,14 @@ export function guardService(definition: grpc.ServiceDefinition, implementation:
  * to it can skip the check. Without a policy it is a plain grpc.Server.
  */
 export class AuthenticatingServer extends grpc.Server {
-  readonly authCounters: AuthCounters = { refusedUnauthenticated: 0, refusedReadOnly: 0 };
+  readonly authCounters: AuthCounters = { refusedUnauthenticated: 0, refusedReadOnly: 0, refusedOutsideSubtree: 0 };
 
-  constructor(private readonly policy: TokenPolicy | undefined, options?: grpc.ServerOptions) {
+  /** `subtrees` checks the calls of subtree= tokens against the member's state; without it they are all refused. */
+  constructor(private readonly policy: TokenPolicy | undefined, options?: grpc.ServerOptions, private readonly subtrees?: SubtreeGuard) {
     super(options);
   }
 
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
-    super.addService(service, this.policy === undefined ? implementation : guardService(service, implementation, this.policy, this.authCounters));
+    super.addService(service, this.policy === undefined ? implementation : guardService(service, implementation, this.policy, this.authCounters, this.subtrees));
   }
 }

@@ -16,6 +16,8 @@ import { performance } from 'node:perf_hooks';
 import { widenServerFlowWindows } from '../../proto/flow-control';
 import { EXIT_BAD_CONFIG, EXIT_START_FAILED, Fail, announceReady, failWith, listenMetrics, startMember, stopOnSignals } from '../../raft/node/member-process';
 import { ServerConfigError } from '../../raft/node/server-config';
+import { RaftLogger } from '../../raft/node/node-logger';
+import { RaftNode } from '../../raft/node/raft-node';
 import * as path from 'node:path';
 import { BlockStore } from '../blocks/block-store';
 import { MetaStateMachine } from '../state/meta-state-machine';
@@ -31,6 +33,7 @@ import { AdminService } from './admin-service';
 import { FsckAdmin } from './fsck-admin';
 import { clientSecurity, serverCredentials } from '../../proto/tls';
 import { AuthenticatingServer } from './client-auth';
+import { SubtreeGuard } from './subtree-guard';
 
 /** A call without a deadline waits this long for the cluster; a client's deadline is honoured up to MAX_REQUEST_TIMEOUT_MS. */
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -44,11 +47,12 @@ async function run(config: MetaServerConfig): Promise<void> {
   const raftConfig = config.raft;
   let blockStore: BlockStore | undefined;
   const { node, machine: state, logger, registry } = await startMember(raftConfig, 'state', async (dir) => {
-    const machine = await MetaStateMachine.open(dir);
+    const machine = await MetaStateMachine.open(dir, { debugNoDedup: config.debugUnsafe.has('no-dedup') }); // debug-unsafe: false in any normal run
     blockStore = await BlockAccess.openStoreFor(machine, path.join(raftConfig.dataDir, 'blocks'));
     return machine;
   }, fail);
   if (!blockStore) throw new Error('the block store was not opened with the state machine');
+  debugUnsafeStart(config, node, state, logger);
   const peers = new Map([...config.clientAddresses].filter(([id]) => id !== raftConfig.id));
   const blocks = BlockAccess.create({
     store: blockStore, selfId: raftConfig.id, peers, machine: state, logger, registry, repairIntervalMs: config.blockRepairIntervalMs,
@@ -101,9 +105,12 @@ async function run(config: MetaServerConfig): Promise<void> {
     limits: config.limits,
     blockPinTtlMs: config.blockPinTtlMs,
     dataDir: raftConfig.dataDir,
+    debugUnsafe: config.debugUnsafe,
   });
   // Every service added goes through the token check (client-auth.ts) when --auth-token-file is given.
-  const server = new AuthenticatingServer(config.tokenPolicy, { 'grpc.max_concurrent_streams': 1024 });
+  // Tokens with subtree= are also checked against this member's state (subtree-guard.ts).
+  const subtrees = new SubtreeGuard({ query: state.query, linearizable: async (timeoutMs) => { await node.readIndex({ timeoutMs: Math.min(timeoutMs, REQUEST_TIMEOUT_MS) }); } });
+  const server = new AuthenticatingServer(config.tokenPolicy, { 'grpc.max_concurrent_streams': 1024 }, subtrees);
   widenServerFlowWindows(server);
   server.addService(metaService, instrumentHandlers(service.implementation(), metrics));
   blocks.addTo(server);
@@ -132,6 +139,26 @@ async function run(config: MetaServerConfig): Promise<void> {
     await state.close();
   });
   announceReady({ id: raftConfig.id, raftAddress: raftConfig.listenAddress, clientPort });
+}
+
+/**
+ * debug-unsafe: says loudly which fault switches are on, and makes a member
+ * that is not the leader wait --debug-follower-apply-delay-ms before each
+ * apply (with stale-reads its reads then lag the leader visibly). The delay
+ * wraps this instance's apply: the state machine stays unaware of it.
+ */
+function debugUnsafeStart(config: MetaServerConfig, node: RaftNode, state: MetaStateMachine, logger: RaftLogger): void {
+  if (config.debugUnsafe.size === 0 && config.debugFollowerApplyDelayMs === 0) return;
+  const banner = `DEBUG-UNSAFE fault switches ON (${[...config.debugUnsafe].join(', ') || 'none'}; follower apply delay ${config.debugFollowerApplyDelayMs} ms): this member loses or corrupts data on purpose; never use it for real data`;
+  process.stderr.write(`!!!!!!!! ${banner} !!!!!!!!\n`);
+  logger.warn(banner, { switches: [...config.debugUnsafe], followerApplyDelayMs: config.debugFollowerApplyDelayMs });
+  const delayMs = config.debugFollowerApplyDelayMs;
+  if (delayMs === 0) return;
+  const apply = state.apply.bind(state);
+  state.apply = async (entries) => {
+    if (node.status().role !== 'leader') await new Promise((resolve) => setTimeout(resolve, delayMs));
+    return apply(entries);
+  };
 }
 
 /**

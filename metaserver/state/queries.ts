@@ -76,6 +76,12 @@ export class MetaQueries {
     return ok(inode);
   }
 
+  /** A handle's type, generation and (directories) parent, for the subtree check of client tokens; undefined when it does not exist. */
+  async placeOf(handle: number): Promise<{ type: Inode['type']; generation: number; parent?: number } | undefined> {
+    const inode = await this.inode(handle);
+    return inode === undefined ? undefined : { type: inode.type, generation: inode.generation, parent: inode.parent };
+  }
+
   async getattr(handle: number, generation?: number): Promise<Result<Attrs>> {
     const inode = await this.live(handle, generation);
     return inode.ok ? ok(attrsOf(inode.value)) : inode;
