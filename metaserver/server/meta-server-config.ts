@@ -6,7 +6,7 @@
  * session TTLs) and checks them. Must never open sockets or databases.
  */
 import { MAX_KEEP_LAST, MAX_SESSION_TTL_MS } from '../state/commands';
-import { ServerConfig, ServerConfigError, parseServerArgs } from '../../raft/node/server-config';
+import { ServerConfig, ServerConfigError, parseServerArgs, requireDebugUnsafeEnv } from '../../raft/node/server-config';
 import { parseHostPort } from '../../raft/transport/options';
 import { ServerLimits } from './limits';
 import { TlsConfigError, TlsMaterial, loadTlsMaterial } from '../../proto/tls';
@@ -22,7 +22,22 @@ export const META_USAGE = `usage: node dist/metaserver/server/server-main.js --i
   --data DIR holds DIR/raft (the Raft log) and DIR/state (the metadata state).
   --clients names every member's client API address, so a follower can send clients to the leader in one hop.
   --tls-ca/--tls-cert/--tls-key (all three or none): TLS on the client port and mutual TLS between members;
-  --client-auth cert: clients must present a certificate signed by the CA; --auth-token-file: bearer tokens (docs/security.md).`;
+  --client-auth cert: clients must present a certificate signed by the CA; --auth-token-file: bearer tokens (docs/security.md).
+  Chaos-test fault switches, refused unless HANDLEFS_DEBUG_UNSAFE=1 (they make the cluster wrong on purpose):
+  [--debug-unsafe ack-before-commit,stale-reads,no-dedup] [--debug-follower-apply-delay-ms N]
+  [--debug-fsync-delay-ms N] [--debug-fsync-delay-file FILE] (chaos-tests/debug-faults/README.md).`;
+
+/**
+ * debug-unsafe fault switches (--debug-unsafe NAME[,NAME]): each makes the
+ * cluster wrong in the way one chaos checker must catch.
+ *   ack-before-commit: a mutation is answered before its entry is committed;
+ *   stale-reads: reads skip ReadIndex and answer from local state on any member;
+ *   no-dedup: the state machine applies a retried (session, sequence) again.
+ */
+export const DEBUG_UNSAFE_NAMES = ['ack-before-commit', 'stale-reads', 'no-dedup'] as const;
+export type DebugUnsafeName = (typeof DEBUG_UNSAFE_NAMES)[number];
+/** The largest follower apply delay (--debug-follower-apply-delay-ms): a lagging follower, not a stopped one. */
+const MAX_DEBUG_FOLLOWER_APPLY_DELAY_MS = 10_000;
 
 export interface MetaServerConfig {
   raft: ServerConfig;
@@ -48,12 +63,16 @@ export interface MetaServerConfig {
   requireClientCertificate: boolean;
   /** --auth-token-file: every call on the client port needs one of these bearer tokens. */
   tokenPolicy?: TokenPolicy;
+  /** debug-unsafe: the fault switches on (empty in any normal run). */
+  debugUnsafe: ReadonlySet<DebugUnsafeName>;
+  /** debug-unsafe: a member that is not the leader waits this long before each apply (0: none), so stale reads are visible. */
+  debugFollowerApplyDelayMs: number;
 }
 
 const META_FLAGS = new Set([
   '--clients', '--session-ttl-ms', '--max-session-ttl-ms', '--keep-last', '--keep-younger-than-ms', '--keep-conflicts-younger-than-ms', '--block-gc-grace-ms',
   '--duty-interval-ms', '--block-pin-ttl-ms', '--block-repair-interval-ms', '--max-inodes', '--max-block-bytes', '--min-free-disk-bytes',
-  '--tls-ca', '--tls-cert', '--tls-key', '--client-auth', '--auth-token-file',
+  '--tls-ca', '--tls-cert', '--tls-key', '--client-auth', '--auth-token-file', '--debug-unsafe', '--debug-follower-apply-delay-ms',
 ]);
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -148,9 +167,26 @@ export function parseMetaServerArgs(argv: readonly string[]): MetaServerConfig {
   if (security.tls !== undefined) raft.tls = security.tls;
   return {
     ...security,
+    ...parseDebugUnsafe(own),
     raft, clientListenAddress: raft.clientListenAddress, clientAddresses, defaultSessionTtlMs, maxSessionTtlMs, retention, blockGcGraceMs, dutyIntervalMs, blockPinTtlMs,
     blockRepairIntervalMs, limits,
   };
+}
+
+/** debug-unsafe: the fault switches, refused without HANDLEFS_DEBUG_UNSAFE=1 and naming an unknown switch. */
+function parseDebugUnsafe(own: ReadonlyMap<string, string>): { debugUnsafe: ReadonlySet<DebugUnsafeName>; debugFollowerApplyDelayMs: number } {
+  const debugUnsafe = new Set<DebugUnsafeName>();
+  const names = own.get('--debug-unsafe');
+  if (names !== undefined) {
+    requireDebugUnsafeEnv('--debug-unsafe');
+    for (const name of names.split(',').map((n) => n.trim())) {
+      if (!(DEBUG_UNSAFE_NAMES as readonly string[]).includes(name)) fail(`--debug-unsafe: unknown switch ${JSON.stringify(name.slice(0, 64))}; known: ${DEBUG_UNSAFE_NAMES.join(', ')}`);
+      debugUnsafe.add(name as DebugUnsafeName);
+    }
+  }
+  const delay = own.get('--debug-follower-apply-delay-ms');
+  if (delay !== undefined) requireDebugUnsafeEnv('--debug-follower-apply-delay-ms', 'it makes followers lag on purpose (with stale-reads, their reads go stale)');
+  return { debugUnsafe, debugFollowerApplyDelayMs: intFlag('--debug-follower-apply-delay-ms', delay, 0, 0, MAX_DEBUG_FOLLOWER_APPLY_DELAY_MS) };
 }
 
 /** The TLS and client-authentication flags; files are read and checked here, so a bad one stops the server before it starts. */

@@ -54,6 +54,8 @@ export interface MetaServiceOptions {
   blockPinTtlMs: number;
   /** The data folder, whose disk's free space --min-free-disk-bytes guards. */
   dataDir: string;
+  /** debug-unsafe fault switches (--debug-unsafe; only with HANDLEFS_DEBUG_UNSAFE=1): ack-before-commit and stale-reads act here. */
+  debugUnsafe?: ReadonlySet<string>;
 }
 
 /** How often the usage the limits are checked against is read again. */
@@ -135,7 +137,7 @@ export class MetaService implements ServiceContext {
     if (refused) return refused;
     let command = { ...checked, nowMs: this.options.wallClockMs(), ...body } as MutationCommand;
     for (let round = 1; ; round++) {
-      const result = await this.propose(command, call);
+      const result = this.options.debugUnsafe?.has('ack-before-commit') ? await this.debugProposeUncommitted(command, call) : await this.propose(command, call);
       if (!isAssemblyRequired(result) || round >= MAX_ASSEMBLY_ROUNDS) return result;
       // The state needs blocks only the leader can build (rebased or truncated content); build, store on a majority, propose again.
       command = { ...command, nowMs: this.options.wallClockMs(), assembled: await this.blocks.assemble(result.assembly, call.deadlineMs) };
@@ -168,7 +170,44 @@ export class MetaService implements ServiceContext {
   }
 
   async linearizable(call: CallInfo): Promise<void> {
+    // debug-unsafe stale-reads: no ReadIndex, so any member (a follower behind, a deposed leader) answers from what it has applied.
+    if (this.options.debugUnsafe?.has('stale-reads')) return;
     await this.node.readIndex({ timeoutMs: this.timeoutMs(call) });
+  }
+
+  /**
+   * debug-unsafe ack-before-commit: proposes, waits until every entry before
+   * this one is applied here, and answers with the result this entry WILL
+   * have if it commits (the state machine's dry run, so the reply is exact and
+   * clients go on normally) — before a majority holds it. A leader that dies
+   * or is cut off before its followers store the entry has acknowledged a
+   * write the new leader never had. (This is how "acknowledge before fsync"
+   * is made observable here: kill -9 keeps the page cache, so a skipped fsync
+   * alone loses nothing; answering before the majority's durable copy is the
+   * same wrongness at the level a process kill can show.)
+   */
+  private async debugProposeUncommitted(command: MutationCommand, call: CallInfo): Promise<CommandResult> {
+    let data: Uint8Array;
+    try {
+      data = encodeCommand(command);
+    } catch (error) {
+      throw new RequestError((error as Error).message);
+    }
+    const { index, applied } = this.node.debugProposeUncommitted(data, { timeoutMs: this.timeoutMs(call) });
+    const real = applied as Promise<CommandResult>;
+    if (index === 0) return real;
+    real.catch(() => {}); // answered early: a later failure of the entry is the fault this switch injects
+    let settled = false;
+    void real.then(() => { settled = true; }, () => { settled = true; });
+    // Bounded by the call's deadline; polls every millisecond (a debug path, not worth a waiter list).
+    while ((await this.machine.appliedIndex()) < index - 1) {
+      if (settled || Date.now() >= call.deadlineMs) return real;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const predicted = await this.machine.debugPredict(command, index);
+    // Already applied meanwhile (so committed): the real answer. Blocks to build: the real path too.
+    if (predicted === undefined || isAssemblyRequired(predicted) || (await this.machine.appliedIndex()) >= index) return real;
+    return predicted;
   }
 
   private async getattrReply(item: { handle: number; generation: number }): Promise<p.AttrReply> {

@@ -34,7 +34,7 @@ export interface ServiceContext {
   /** Checks the header and the server's limits, stamps the leader's clock, proposes, and builds blocks the state asks for. */
   /** newBlockBytes: bytes an upload adds, for the block limits. */
   mutate(header: p.Header | null, body: MutationBody, call: CallInfo, newBlockBytes?: number): Promise<CommandResult>;
-  /** Resolves once a read of this member's state is linearizable. */
+  /** Resolves once a read of this member's state is linearizable (at once under debug-unsafe stale-reads: that is its fault). */
   linearizable(call: CallInfo): Promise<void>;
 }
 

@@ -72,6 +72,8 @@ export interface MetaClusterOptions {
   tickMs?: number;
   electionTicks?: number;
   readyTimeoutMs?: number;
+  /** Environment variables for the members (e.g. { HANDLEFS_DEBUG_UNSAFE: '1' }). */
+  env?: Record<string, string>;
 }
 
 export class MetaTestCluster {
@@ -103,6 +105,7 @@ export class MetaTestCluster {
       tickMs: options.tickMs ?? 20,
       electionTicks: options.electionTicks ?? 10,
       extraArgs: options.extraArgs,
+      env: options.env,
       readyTimeoutMs: options.readyTimeoutMs ?? 15_000,
     });
     const cluster = new MetaTestCluster(processes);

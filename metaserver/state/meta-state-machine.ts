@@ -58,6 +58,17 @@ export type CommandResult = Ok<unknown> | Failure | SessionFailure | AssemblyReq
 export const MAX_OUTSTANDING_PER_SESSION = 256;
 
 
+/**
+ * debug-unsafe fault switches (metaserver --debug-unsafe, only with
+ * HANDLEFS_DEBUG_UNSAFE=1), for proving the chaos checkers catch real
+ * wrongness. A server-start flag, identical on every member of a run, so
+ * apply stays deterministic across members even when it is wrong on purpose.
+ */
+export interface MetaStateMachineOptions {
+  /** no-dedup: a mutation whose sequence was applied already is applied again instead of answered from the stored result. */
+  debugNoDedup?: boolean;
+}
+
 export interface OpenSessionResult {
   sessionId: number;
   ttlMs: number;
@@ -106,14 +117,14 @@ export class MetaStateMachine implements StateMachine {
   /** Called after a snapshot replaced the state (the member's block side looks for blocks it lacks). */
   onRestored: () => void = () => {};
 
-  private constructor(private readonly keyspace: LevelKeyspace, readonly dataDir: string) {
+  private constructor(private readonly keyspace: LevelKeyspace, readonly dataDir: string, private readonly options: MetaStateMachineOptions = {}) {
     this.cache = new RecordCache(keyspace.db);
     this.query = new MetaQueries(keyspace.db, this.cache);
     this.scans = new ScanPoints(() => keyspace.db, () => keyspace.appliedIndex);
   }
 
-  static async open(dataDir: string): Promise<MetaStateMachine> {
-    return new MetaStateMachine(await LevelKeyspace.open(dataDir, META_KEYSPACE), dataDir);
+  static async open(dataDir: string, options: MetaStateMachineOptions = {}): Promise<MetaStateMachine> {
+    return new MetaStateMachine(await LevelKeyspace.open(dataDir, META_KEYSPACE), dataDir, options);
   }
 
   async appliedIndex(): Promise<number> {
@@ -197,7 +208,8 @@ export class MetaStateMachine implements StateMachine {
     if (command.sequence < session.ackedBelow) {
       return sessionFailure('STALE_SEQUENCE', `sequence ${command.sequence} is below session ${session.id}'s acknowledged sequences (< ${session.ackedBelow})`);
     }
-    if (session.outstanding.includes(command.sequence)) {
+    // debug-unsafe no-dedup: skip the exactly-once answer, so a retried sequence is applied a second time.
+    if (session.outstanding.includes(command.sequence) && !this.options.debugNoDedup) {
       const stored = await overlay.get(sessionResultKey(session.id, command.sequence));
       if (!stored) throw new Error(`metastate: session ${session.id} lists sequence ${command.sequence} but its result is missing`);
       return decodeRecord<CommandResult>(stored, 'session result');
@@ -230,7 +242,8 @@ export class MetaStateMachine implements StateMachine {
     // Opens and releases (also inside create and commitVersion) change the session's fh list: start from the record as the command left it.
     const current = kept ? await overlay.get(sessionKey(session.id)) : undefined;
     const base = current ? decodeRecord<Session>(current, 'session') : session;
-    const outstanding = [...stillOutstanding, command.sequence].sort((a, b) => a - b);
+    // (The filter only matters under debug-unsafe no-dedup, where the sequence may be outstanding already.)
+    const outstanding = [...stillOutstanding.filter((sequence) => sequence !== command.sequence), command.sequence].sort((a, b) => a - b);
     overlay.put(sessionKey(session.id), encodeRecord({ ...base, ackedBelow, outstanding } satisfies Session));
     return result;
   }
@@ -318,6 +331,17 @@ export class MetaStateMachine implements StateMachine {
     counters.sessionsOpen -= 1;
     scope.flush();
     return ok({ expired: true });
+  }
+
+  /**
+   * debug-unsafe (--debug-unsafe ack-before-commit only): the result the
+   * mutation will have if it is applied at `entryIndex` on the state as it is
+   * now (the caller waits until entryIndex - 1 is applied), computed on a
+   * throwaway overlay: nothing is written. Undefined before the root exists.
+   */
+  async debugPredict(command: MutationCommand, entryIndex: number): Promise<CommandResult | undefined> {
+    if (!this.rootExists) return undefined;
+    return this.applyOne(new Overlay(this.cache), command, entryIndex);
   }
 
   /** The whole keyspace as of the applied index. */

@@ -8,6 +8,7 @@
  * (/metrics, /healthz, /readyz, /status) operators and `handlefs cluster` poll.
  * Owns process wiring only; must never hold Raft or application logic.
  */
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
@@ -16,13 +17,51 @@ import { GrpcTransport } from '../transport/grpc-transport';
 import { StateMachine } from './interfaces';
 import { RaftLogger, stderrLogger } from './node-logger';
 import { RaftNode, RaftNodeStatus } from './raft-node';
-import { ServerConfig } from './server-config';
+import { MAX_DEBUG_FSYNC_DELAY_MS, ServerConfig } from './server-config';
 
 export const EXIT_BAD_CONFIG = 2;
 export const EXIT_START_FAILED = 1;
 export const EXIT_FATAL = 70;
 /** A stop that hangs (e.g. a stuck fsync) must not keep the process forever. */
 const STOP_DEADLINE_MS = 10_000;
+/** debug-unsafe: how often --debug-fsync-delay-file is read again. */
+const DEBUG_FSYNC_DELAY_FILE_POLL_MS = 1_000;
+
+/**
+ * debug-unsafe (the chaos slow-disk nemesis): the delay every synced Raft
+ * storage write waits first, from --debug-fsync-delay-ms and, when given,
+ * --debug-fsync-delay-file (an integer of ms, read again every second, so a
+ * nemesis turns the slow disk on and off without a restart, and a member
+ * restarted meanwhile picks up the current value). Undefined without either flag.
+ */
+function debugFsyncDelay(config: ServerConfig, logger: RaftLogger): (() => number) | undefined {
+  const { debugFsyncDelayMs: fixedMs, debugFsyncDelayFile: file } = config;
+  if (fixedMs === undefined && file === undefined) return undefined;
+  let delayMs = fixedMs ?? 0;
+  const announce = () => logger.warn('DEBUG-UNSAFE: every Raft storage write is delayed on purpose (slow disk)', { delayMs, file });
+  const readFile = (quiet: boolean) => {
+    if (file === undefined) return;
+    let text = '';
+    try {
+      text = fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      // Absent: the flag's value (or none).
+    }
+    const next = text === '' ? fixedMs ?? 0 : Number(text);
+    if (!Number.isInteger(next) || next < 0 || next > MAX_DEBUG_FSYNC_DELAY_MS) {
+      logger.warn('DEBUG-UNSAFE: --debug-fsync-delay-file does not hold an integer of ms; the delay is unchanged', { file, text: text.slice(0, 32), delayMs });
+      return;
+    }
+    if (next !== delayMs) {
+      delayMs = next;
+      if (!quiet) announce();
+    }
+  };
+  readFile(true);
+  announce();
+  if (file !== undefined) setInterval(() => readFile(false), DEBUG_FSYNC_DELAY_FILE_POLL_MS).unref();
+  return () => delayMs;
+}
 
 export type Fail = (code: number, message: string) => never;
 
@@ -60,7 +99,8 @@ export async function startMember<M extends ClosableStateMachine>(
   let storage: LevelRaftStorage | undefined;
   let machine: M | undefined;
   try {
-    storage = await LevelRaftStorage.open(path.join(config.dataDir, 'raft'));
+    const debugWriteDelayMs = debugFsyncDelay(config, logger); // debug-unsafe: undefined unless a --debug-fsync-delay-* flag was given
+    storage = await LevelRaftStorage.open(path.join(config.dataDir, 'raft'), debugWriteDelayMs ? { debugWriteDelayMs } : {});
     machine = await openMachine(path.join(config.dataDir, machineFolder));
     const transport = new GrpcTransport({
       localId: config.id,

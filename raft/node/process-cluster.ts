@@ -91,6 +91,8 @@ export interface ProcessClusterOptions {
   passClientAddresses?: boolean;
   /** Arguments for node itself, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   nodeArgs?: string[];
+  /** Environment variables set for the members besides this process's own (e.g. HANDLEFS_DEBUG_UNSAFE=1 for the chaos fault switches). */
+  env?: Record<string, string>;
   readyTimeoutMs?: number;
   /** Keep the members' data here (kept across runs, never deleted) instead of a fresh temp folder. */
   dataRoot?: string;
@@ -171,7 +173,8 @@ export class ProcessCluster {
     const member = this.member(id);
     if (member.child) throw new Error(`${id} is already running`);
     const args = this.commandLine(id);
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = this.options.env ? { ...process.env, ...this.options.env } : undefined;
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     member.child = child;
     live.add(child);
     let partial = '';

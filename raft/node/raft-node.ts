@@ -218,6 +218,18 @@ export class RaftNode {
     return this.proposeWith(() => this.core.propose(data), 'proposal', options);
   }
 
+  /**
+   * debug-unsafe (the metaserver's --debug-unsafe ack-before-commit; never
+   * on a normal path): proposes as propose() does, and also hands back the
+   * entry's log index at once (0 when the proposal was refused: `applied`
+   * then rejects), so a caller can answer before the entry is committed.
+   */
+  debugProposeUncommitted(data: Uint8Array, options: CallOptions = {}): { index: number; applied: Promise<unknown> } {
+    let ticket: { index: number; term: number } | null = null;
+    const applied = this.proposeWith(() => (ticket = this.core.propose(data)), 'proposal', options);
+    return { index: (ticket as { index: number } | null)?.index ?? 0, applied };
+  }
+
   /** `clientAddress` is the application's, replicated with the membership and returned by status() (raft never uses it). */
   addLearner(id: NodeId, address: string, options: CallOptions & { clientAddress?: string } = {}): Promise<void> {
     return this.changeMembership({ type: MembershipChangeType.AddLearner, id, address, clientAddress: options.clientAddress || undefined }, options);

@@ -37,15 +37,33 @@ export interface ServerConfig {
   verbose: boolean;
   /** Mutual TLS on the Raft transport (set by the metaserver's --tls-* flags; parseServerArgs never sets it). */
   tls?: TlsMaterial;
+  /** debug-unsafe (--debug-fsync-delay-ms): every synced Raft storage write waits this long first (a slow disk on purpose). */
+  debugFsyncDelayMs?: number;
+  /** debug-unsafe (--debug-fsync-delay-file): the delay is the integer in this file, re-read every second (absent or empty: --debug-fsync-delay-ms, else 0). */
+  debugFsyncDelayFile?: string;
+}
+
+/** The environment variable without which no debug-unsafe flag is accepted. */
+export const DEBUG_UNSAFE_ENV = 'HANDLEFS_DEBUG_UNSAFE';
+/** The largest injected fsync delay: a slow disk, not a dead one. */
+export const MAX_DEBUG_FSYNC_DELAY_MS = 60_000;
+
+/**
+ * debug-unsafe: fault switches for the chaos tests' own tests are refused
+ * unless HANDLEFS_DEBUG_UNSAFE=1, so no production command line can carry one by accident.
+ */
+export function requireDebugUnsafeEnv(flag: string, why = 'it makes the cluster lose or corrupt data on purpose'): void {
+  if (process.env[DEBUG_UNSAFE_ENV] !== '1') throw new ServerConfigError(`${flag} needs ${DEBUG_UNSAFE_ENV}=1: ${why}`);
 }
 
 export const USAGE = `usage: node dist/raft/node/server-main.js --id ID --listen HOST:PORT --data DIR --peers ID=HOST:PORT,...
   [--client-listen HOST:PORT] [--metrics-listen HOST:PORT] [--tick-ms 50] [--election-ticks 10] [--heartbeat-ticks 1]
-  [--snapshot-entries 10000] [--snapshot-trailing-entries 1000] [--join] [--verbose]`;
+  [--snapshot-entries 10000] [--snapshot-trailing-entries 1000] [--join] [--verbose]
+  [--debug-fsync-delay-ms N] [--debug-fsync-delay-file FILE] (debug-unsafe: only with HANDLEFS_DEBUG_UNSAFE=1)`;
 
 const VALUE_FLAGS = new Set([
   '--id', '--listen', '--data', '--peers', '--client-listen', '--metrics-listen', '--tick-ms', '--election-ticks',
-  '--heartbeat-ticks', '--snapshot-entries', '--snapshot-trailing-entries',
+  '--heartbeat-ticks', '--snapshot-entries', '--snapshot-trailing-entries', '--debug-fsync-delay-ms', '--debug-fsync-delay-file',
 ]);
 const BOOLEAN_FLAGS = new Set(['--verbose', '--join']);
 const MAX_MEMBERS = 64;
@@ -129,6 +147,12 @@ export function parseServerArgs(argv: readonly string[]): ServerConfig {
   const electionTicks = integerFlag('--election-ticks', values.get('--election-ticks'), 10, 2, 1000);
   const heartbeatTicks = integerFlag('--heartbeat-ticks', values.get('--heartbeat-ticks'), 1, 1, 999);
   if (heartbeatTicks >= electionTicks) throw new ServerConfigError(`--heartbeat-ticks (${heartbeatTicks}) must be less than --election-ticks (${electionTicks})`);
+  // debug-unsafe: the slow-disk hook for the chaos tests.
+  for (const flag of ['--debug-fsync-delay-ms', '--debug-fsync-delay-file']) {
+    if (values.has(flag)) requireDebugUnsafeEnv(flag, 'it slows every Raft write down on purpose (a chaos-test fault)');
+  }
+  const debugFsyncDelayFile = values.get('--debug-fsync-delay-file');
+  if (debugFsyncDelayFile === '') throw new ServerConfigError('--debug-fsync-delay-file needs a file path');
   return {
     id,
     listenAddress,
@@ -143,5 +167,7 @@ export function parseServerArgs(argv: readonly string[]): ServerConfig {
     snapshotTrailingEntries: integerFlag('--snapshot-trailing-entries', values.get('--snapshot-trailing-entries'), 1_000, 0, 1e9),
     join: booleans.has('--join'),
     verbose: booleans.has('--verbose'),
+    ...(values.has('--debug-fsync-delay-ms') ? { debugFsyncDelayMs: integerFlag('--debug-fsync-delay-ms', values.get('--debug-fsync-delay-ms'), 0, 0, MAX_DEBUG_FSYNC_DELAY_MS) } : {}),
+    ...(debugFsyncDelayFile !== undefined ? { debugFsyncDelayFile } : {}),
   };
 }

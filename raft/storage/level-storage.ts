@@ -38,12 +38,18 @@ export interface LevelRaftStorageOptions {
   pendingOperationsMax?: number;
   /** Entries one persist() may carry. Default 100,000. */
   entriesPerPersistMax?: number;
+  /**
+   * debug-unsafe (the chaos slow-disk nemesis, --debug-fsync-delay-ms): asked before every synced
+   * write, which then waits this many ms first, as a slow fsync would. Default: none.
+   */
+  debugWriteDelayMs?: () => number;
 }
 
 const DEFAULT_OPTIONS: Required<LevelRaftStorageOptions> = {
   snapshotChunkSizeBytes: 1024 * 1024,
   pendingOperationsMax: 1024,
   entriesPerPersistMax: 100_000,
+  debugWriteDelayMs: () => 0,
 };
 const SNAPSHOT_CHUNK_SIZE_BYTES_MAX = 64 * 1024 * 1024;
 const SNAPSHOT_CHUNK_COUNT_MAX = 0xffff_ffff;
@@ -310,6 +316,9 @@ export class LevelRaftStorage implements RaftStorage {
 
   private async commit(ops: WriteOp[], next: StoredState): Promise<void> {
     if (ops.length > 0) {
+      // debug-unsafe: a slow disk on purpose (bounded by the flag's own limit); 0 unless --debug-fsync-delay-ms is given.
+      const delayMs = this.options.debugWriteDelayMs();
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       try {
         // The chained form is one WriteBatch like the array form but costs ~0.8 µs per op instead of ~5 µs
         // (the array form clones and validates every op): it matters on the leader's hot path.
