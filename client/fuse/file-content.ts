@@ -174,10 +174,10 @@ export class FileContent {
     try {
       let outcome;
       if (plan.kind === 'inline') {
-        outcome = await this.sdk.commit(file.serverFh, file.version, { kind: 'inline', written: plan.written, newSize: plan.newSize }, { policy: this.policy, release });
+        outcome = await this.sdk.commit(file.serverFh, file.version, { kind: 'inline', written: plan.written, newSize: plan.newSize, truncatedTo: buffer.truncatedTo }, { policy: this.policy, release });
       } else {
         const ids = await this.uploadPlan(file, plan.blocks);
-        outcome = await this.sdk.commit(file.serverFh, file.version, { kind: 'blocks', blocks: ids, writtenExtents: plan.writtenExtents, newSize: plan.newSize }, { policy: this.policy, release });
+        outcome = await this.sdk.commit(file.serverFh, file.version, { kind: 'blocks', blocks: ids, writtenExtents: plan.writtenExtents, newSize: plan.newSize, truncatedTo: buffer.truncatedTo }, { policy: this.policy, release });
       }
       // The new version may differ from what this fh sent (the servers may have rebased it): its content is fetched when needed.
       file.version = outcome.version;

@@ -93,6 +93,14 @@ export class WriteBuffer {
     return this.sizeBytes;
   }
 
+  /**
+   * The lowest size a truncation cut the file to, when below the base's size (the commit's
+   * truncatedTo: it claims everything from there, whatever was written afterwards); else undefined.
+   */
+  get truncatedTo(): number | undefined {
+    return this.keptBaseBytes < this.baseSizeBytes ? this.keptBaseBytes : undefined;
+  }
+
   /** Whether anything was written or truncated since the base. */
   get dirty(): boolean {
     return this.changed;

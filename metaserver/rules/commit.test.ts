@@ -216,6 +216,45 @@ describe('overlapping concurrent commits under lww (the default)', () => {
   });
 });
 
+describe('a whole-file rewrite (O_TRUNC, then writes) racing another writer', () => {
+  // Base "0123456789" (10 bytes). The other client rewrote the whole file longer: head v2 is 20 bytes.
+  // This fh truncated to 0 and wrote 12 bytes: newSize 12 >= the base's 10, so only truncatedTo says it cut.
+  const race = { head: { version: 2, size: 20 }, base: { version: 1, size: 10 }, changedSinceBase: [x(0, 20)], written: [x(0, 12)], newSize: 12 };
+
+  it('under lww is exactly this fh’s bytes: the head’s longer tail does not survive past the new size', () => {
+    const d = decided({ ...race, truncatedTo: 0 });
+    expect(d).toMatchObject({ kind: 'conflict-lww', size: 12, conflictVersion: 2 });
+    const result = materializeInline({ baseBytes: bytes('0123456789'), headBytes: bytes('HHHHHHHHHHHHHHHHHHHH'), written: [{ offset: 0, bytes: bytes('ffffffffffff') }], newSize: 12 }, d);
+    expect(result.ok && text(result.value)).toBe('ffffffffffff');
+  });
+
+  it('without truncatedTo it would keep the head’s tail — the bug a chaos run found (kept here as the reason for the field)', () => {
+    expect(decided(race)).toMatchObject({ kind: 'conflict-lww', size: 20 });
+  });
+
+  it('under reject answers EBUSY: the cut overlaps what the other client wrote', () => {
+    expect(decided({ ...race, truncatedTo: 0, policy: 'reject' })).toMatchObject({ kind: 'conflict-reject', errno: Errno.EBUSY });
+  });
+
+  it('conflicts with a concurrent write past the old end even when this fh regrew the file past it', () => {
+    const d = decided({ head: { version: 2, size: 30 }, base: { version: 1, size: 10 }, changedSinceBase: [x(25, 5)], written: [x(5, 15)], newSize: 20, truncatedTo: 5, policy: 'reject' });
+    expect(d.kind).toBe('conflict-reject');
+  });
+
+  it('rebases over a concurrent write below the cut, keeping it', () => {
+    const d = decided({ head: { version: 2, size: 10 }, base: { version: 1, size: 10 }, changedSinceBase: [x(0, 2)], written: [x(5, 10)], newSize: 15, truncatedTo: 5 });
+    expect(d).toMatchObject({ kind: 'rebase', size: 15 });
+    const result = materializeInline({ baseBytes: bytes('0123456789'), headBytes: bytes('HH23456789'), written: [{ offset: 5, bytes: bytes('ffffffffff') }], newSize: 15 }, d);
+    expect(result.ok && text(result.value)).toBe('HH234ffffffffff');
+  });
+
+  it('answers EINVAL for a truncatedTo at or above the base’s size or above the new size', () => {
+    expect(failed({ base: { version: 5, size: 100 }, truncatedTo: 100 }).errno).toBe(Errno.EINVAL);
+    expect(failed({ base: { version: 5, size: 100 }, newSize: 10, truncatedTo: 20 }).errno).toBe(Errno.EINVAL);
+    expect(failed({ truncatedTo: -1 }).errno).toBe(Errno.EINVAL);
+  });
+});
+
 describe('overlapping concurrent commits under reject', () => {
   it('leaves the head where it was, answers EBUSY and keeps the whole fh version as a conflict copy', () => {
     const d = decided({ policy: 'reject', head: { version: 7, size: 100 }, changedSinceBase: [x(0, 20)], written: [x(10, 20)], newSize: 110 });

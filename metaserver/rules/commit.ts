@@ -18,7 +18,10 @@
  * bytes the commit carries), or is zeros.
  *
  * What a commit claims: its written extents plus its size change (extents.ts):
- * growing claims [base.size, newSize), shrinking claims [newSize, ∞). Two
+ * growing claims [base.size, newSize), shrinking claims [newSize, ∞), and a
+ * cut below the base's size at any time in the fh's life (`truncatedTo`, e.g.
+ * O_TRUNC, then writes that grew it back) claims [truncatedTo, ∞): whatever
+ * the base or anyone else had there, the fh's version says it is gone. Two
  * positional commits from one base conflict iff their claims overlap, and the
  * answer does not depend on which commits first.
  *
@@ -38,7 +41,8 @@
  *   else changed these bytes", not "the storage failed".
  * In both policies the thing marked conflict holds exactly the bytes that lost.
  *
- * Size of a merge: newSize when the commit shrank the file; otherwise
+ * Size of a merge: newSize when the commit shrank the file or cut it
+ * (truncatedTo); otherwise
  * max(head.size, end of its last written byte, newSize when it grew the file).
  * So a concurrent truncation stands; only under lww can bytes this commit
  * wrote past it grow the file again, with zeros between.
@@ -115,6 +119,11 @@ export interface CommitRequest {
   readonly written: readonly Extent[];
   /** The fh's size at commit: from the client, untrusted. */
   readonly newSize: number;
+  /**
+   * The lowest size the fh cut the file to, when that was below the base's size (O_TRUNC and
+   * ftruncate count, whatever was written afterwards); undefined when it never cut below the base.
+   */
+  readonly truncatedTo?: number;
   /** The fh was opened O_APPEND. */
   readonly append: boolean;
   /** extentsChangedBetween(history, base.version, head.version).extents. */
@@ -213,6 +222,7 @@ interface CheckedRequest {
   readonly base: VersionPoint;
   readonly written: Extent[];
   readonly newSize: number;
+  readonly truncatedTo: number | undefined;
   readonly append: boolean;
   readonly changedSinceBase: Extent[];
   readonly policy: ConflictPolicy;
@@ -241,6 +251,10 @@ function checkRequest(request: CommitRequest, limits: ExtentLimits): Result<Chec
   if (last !== undefined && extentEnd(last) > newSize.value) {
     return fail(Errno.EINVAL, `written bytes reach ${extentEnd(last)}, past the new size ${newSize.value}`);
   }
+  const truncatedTo = request.truncatedTo;
+  if (truncatedTo !== undefined && (!Number.isSafeInteger(truncatedTo) || truncatedTo < 0 || truncatedTo >= base.value.size || truncatedTo > newSize.value)) {
+    return fail(Errno.EINVAL, `truncatedTo ${String(truncatedTo)} must be an integer below the base's size ${base.value.size} and at most the new size ${newSize.value}`);
+  }
   const changed = validateExtents(request.changedSinceBase, { ...limits, maxExtentsPerCommit: MAX_EXTENTS_PER_COMMIT_CEILING });
   if (!changed.ok) return fail(Errno.EINVAL, `changedSinceBase: ${changed.message}`);
   if (head.value.version === base.value.version && changed.value.length > 0) {
@@ -251,15 +265,17 @@ function checkRequest(request: CommitRequest, limits: ExtentLimits): Result<Chec
     base: base.value,
     written: written.value,
     newSize: newSize.value,
+    truncatedTo,
     append: request.append,
     changedSinceBase: changed.value,
     policy: request.policy,
   });
 }
 
-/** What a commit claims relative to its base: its written bytes and its size change (see the header). */
-export function commitClaims(baseSize: number, newSize: number, written: readonly Extent[], limits: ExtentLimits = DEFAULT_EXTENT_LIMITS): Extent[] {
-  return union(written, sizeChangeExtents(baseSize, newSize, limits));
+/** What a commit claims relative to its base: its written bytes, its size change and any cut below the base (see the header). */
+export function commitClaims(baseSize: number, newSize: number, written: readonly Extent[], limits: ExtentLimits = DEFAULT_EXTENT_LIMITS, truncatedTo?: number): Extent[] {
+  const claims = union(written, sizeChangeExtents(baseSize, newSize, limits));
+  return truncatedTo === undefined ? claims : union(claims, sizeChangeExtents(baseSize, truncatedTo, limits));
 }
 
 /** What is wrong with placements as a version of `size` bytes, or undefined when they tile [0, size) in order. */
@@ -343,7 +359,7 @@ function decideAppend(c: CheckedRequest, limits: ExtentLimits): Result<CommitDec
 
 /** The size of the head with this commit's claims applied (see the header). */
 function mergedSize(c: CheckedRequest): number {
-  if (c.newSize < c.base.size) return c.newSize;
+  if (c.newSize < c.base.size || c.truncatedTo !== undefined) return c.newSize;
   const last = c.written[c.written.length - 1];
   const writtenEnd = last === undefined ? 0 : extentEnd(last);
   return Math.max(c.head.size, writtenEnd, c.newSize > c.base.size ? c.newSize : 0);
@@ -361,7 +377,7 @@ export function decideCommit(request: CommitRequest, limits: ExtentLimits = DEFA
   const c = checked.value;
   if (c.append) return decideAppend(c, limits);
 
-  const claims = commitClaims(c.base.size, c.newSize, c.written, limits);
+  const claims = commitClaims(c.base.size, c.newSize, c.written, limits, c.truncatedTo);
   if (claims.length === 0) return ok({ kind: 'no-change', version: c.head.version, size: c.head.size });
   if (c.head.version === c.base.version) return ok(fastForward(c));
 

@@ -74,6 +74,8 @@ export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler
       const newSize = requireUint('new_size', r.newSize);
       const policy = requirePolicy(r.policy);
       const release = r.release === true;
+      // A cut below the base (O_TRUNC, ftruncate): checked against the base's size by the commit rule.
+      const cut = r.truncated === true ? { truncatedTo: requireUint('truncated_to', r.truncatedTo ?? 0) } : {};
       let body;
       if (r.blockForm === true) {
         if ((r.written ?? []).length > 0) throw new RequestError('a block-form commit carries no inline written bytes (use written_extents)');
@@ -85,7 +87,7 @@ export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler
         const writtenExtents = requireExtents('written_extents', r.writtenExtents);
         const unheld = await unheldBlocks(ctx, blocks, call);
         if (unheld) return { errno: Errno.ENOENT, message: `block ${unheld} is not held by a majority of the members and none can copy it: upload it (PutBlock) and commit again`, sessionError: '', ...NO_COMMIT };
-        body = { op: 'commitVersion' as const, fh, baseVersion, written: [], newSize, policy, release, blocks, writtenExtents };
+        body = { op: 'commitVersion' as const, fh, baseVersion, written: [], newSize, policy, release, blocks, writtenExtents, ...cut };
       } else {
         const written = requireWritten(r.written);
         // Over the inline limit is a POSIX answer no state can change (as SetXattr's E2BIG): not proposed, and never near the command size cap.
@@ -93,7 +95,7 @@ export function fileHandlers(ctx: ServiceContext): { [M in FileMethods]: Handler
         if (carriedBytes > INLINE_LIMIT_BYTES) {
           return { errno: Errno.EFBIG, message: `an inline commit carries at most ${INLINE_LIMIT_BYTES} bytes, this one ${carriedBytes}: commit larger content in block form`, sessionError: '', ...NO_COMMIT };
         }
-        body = { op: 'commitVersion' as const, fh, baseVersion, written, newSize, policy, release };
+        body = { op: 'commitVersion' as const, fh, baseVersion, written, newSize, policy, release, ...cut };
       }
       const result = await ctx.mutate(r.header, body, call);
       if (!result.ok) {

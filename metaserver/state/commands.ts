@@ -87,6 +87,8 @@ export type MutationBody =
    */
   | {
       op: 'commitVersion'; fh: number; baseVersion: number; written: WrittenRange[]; newSize: number; policy: ConflictPolicy; release?: boolean;
+      /** The lowest size the fh cut the file to, below its base's size (rules/commit.ts CommitRequest.truncatedTo). */
+      truncatedTo?: number;
       blocks?: string[]; writtenExtents?: Array<{ offset: number; length: number }>;
     }
   /** An upload pin (state/block-refs.ts): these blocks are not collected before untilMs. */
@@ -230,6 +232,7 @@ function decodeBody(f: Fields): Command {
       if (policy !== 'lww' && policy !== 'reject') throw new FieldError(`policy ${JSON.stringify(policy).slice(0, 64)} is neither lww nor reject`);
       const command: Extract<Command, { op: 'commitVersion' }> = { ...header, op, fh: f.int('fh', 1), baseVersion: f.int('baseVersion', 1), written: f.written(), newSize: f.int('newSize', 0), policy };
       if (f.optBool('release')) command.release = true;
+      if (f.has('truncatedTo')) command.truncatedTo = f.int('truncatedTo', 0);
       if (f.has('blocks')) {
         command.blocks = f.blockIds('blocks', true, MAX_BLOCKS_PER_VERSION);
         command.writtenExtents = f.extents('writtenExtents');

@@ -228,6 +228,7 @@ export async function commitVersion(scope: Scope, cmd: Cmd<'commitVersion'>): Pr
     base: { version: base.version, size: base.sizeBytes },
     written: fhContent.value.written,
     newSize: cmd.newSize,
+    truncatedTo: cmd.truncatedTo,
     append: fh.flags.append,
     changedSinceBase: changed.value.extents,
     policy: cmd.policy,
@@ -236,7 +237,7 @@ export async function commitVersion(scope: Scope, cmd: Cmd<'commitVersion'>): Pr
   const decision = decided.value;
   if (decision.kind === 'no-change') return released(scope, cmd, ok({ kind: decision.kind, version: fh.pinnedVersion, sizeBytes: base.sizeBytes }));
   const target = decision.kind === 'conflict-reject' ? decision.conflictCopy : decision;
-  const agreement = { headChanged: changed.value.extents, fhClaims: commitClaims(base.sizeBytes, cmd.newSize, fhContent.value.written) };
+  const agreement = { headChanged: changed.value.extents, fhClaims: commitClaims(base.sizeBytes, cmd.newSize, fhContent.value.written, undefined, cmd.truncatedTo) };
   const content = await contentFor(scope, target.placements, target.size, head, fhContent.value.source, cmd, agreement);
   if (!content.ok) return content;
 

@@ -84,6 +84,20 @@ describe('open flags on a handlefs mount', () => {
     expect(await fsp.readFile(path.join(m.a, name), 'utf8')).toBe('a0\nb0\na1\nb1\na2\nb2\n');
   });
 
+  it('leaves exactly the last close\'s bytes when a shorter O_TRUNC rewrite races a longer one from another mount (lww)', async () => {
+    // A chaos run found the longer write's tail surviving past the shorter one's end.
+    const name = 'rewrite-race.txt';
+    await fsp.writeFile(path.join(m.a, name), '0123456789');
+    const longer = await fsp.open(path.join(m.a, name), C.O_WRONLY | C.O_TRUNC);
+    const shorter = await fsp.open(path.join(m.b, name), C.O_WRONLY | C.O_TRUNC);
+    await longer.write('LLLLLLLLLLLLLLLLLLLL');
+    await longer.close();
+    await shorter.write('ssssssssssss');
+    await shorter.close();
+    expect(await fsp.readFile(path.join(m.a, name), 'utf8')).toBe('ssssssssssss');
+    expect(await fsp.readFile(path.join(m.b, name), 'utf8')).toBe('ssssssssssss');
+  });
+
   it('answers EBADF to a write through a descriptor opened O_RDONLY, and EBADF to a read through O_WRONLY', async () => {
     const file = path.join(m.a, 'readonly-fd.txt');
     await fsp.writeFile(file, 'data');
