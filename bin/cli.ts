@@ -8,6 +8,7 @@ import { CERTS_USAGE, runCertsCommand } from '../deploy/certs/certs-command';
 import { runHostsCommand } from '../deploy/netns/netns-command';
 import { OPS_COMMANDS, OPS_USAGE, runOpsCommand } from '../deploy/ops/ops-command';
 import { FSCK_USAGE, runFsckCommand } from '../deploy/fsck/fsck-command';
+import { CHAOS_USAGE, runChaosCommand } from '../chaos-tests/chaos-command';
 import { runMetaServer } from '../metaserver/server/server-main';
 
 const USAGE = `usage: handlefs <command> [options]
@@ -29,7 +30,7 @@ commands:
         remove them and anything a crashed run left
   hosts status [--json]
         each host's address, link state and process count; exits 0 only when all are up
-${OPS_USAGE}${FSCK_USAGE}${CERTS_USAGE}${CLIENT_USAGE}  help  show this text
+${OPS_USAGE}${FSCK_USAGE}${CHAOS_USAGE}${CERTS_USAGE}${CLIENT_USAGE}  help  show this text
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -37,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
   if (command !== undefined && CLIENT_COMMANDS.has(command)) return runClientCommand(command, rest);
   if (command !== undefined && OPS_COMMANDS.has(command)) return runOpsCommand(command, rest);
   if (command === 'fsck') return runFsckCommand(rest);
+  if (command === 'chaos') return runChaosCommand(rest);
   switch (command) {
     case 'cluster':
       return runClusterCommand(rest);

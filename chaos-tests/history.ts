@@ -52,6 +52,8 @@ export interface FaultEvent {
   /** When it was undone (healed, restarted, continued); undefined until then. */
   endMs?: number;
   detail?: string;
+  /** True when the fault cost the cluster its leader (kill/stop/partition/transfer of the leader): the summary measures the client-visible stall after it. */
+  leaderLoss?: boolean;
 }
 
 export interface History {

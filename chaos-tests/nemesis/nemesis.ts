@@ -44,6 +44,21 @@ export interface ChaosControl {
   unblackhole(fromHost: string, toAddress: string): Promise<void>;
   /** Graceful leadership transfer (handlefs leader transfer), optionally to a member. */
   transferLeader(toMemberId?: string): Promise<void>;
+  /**
+   * Membership (optional: a control without a spare host has none): adds a new,
+   * empty member as a learner (`member add`, then the server started with
+   * --join on a spare host), promotes it to voter once it caught up, and
+   * returns its id.
+   */
+  addMember?(): Promise<string>;
+  /** Removes a member added by addMember (`member remove`) and stops it. */
+  removeMember?(memberId: string): Promise<void>;
+  /**
+   * Slow disk (optional: only when the run started its members with the
+   * debug-unsafe fsync-delay hook): every synced Raft write of the member waits
+   * `delayMs` first (0 = off); takes effect within about a second.
+   */
+  setFsyncDelay?(memberId: string, delayMs: number): Promise<void>;
   /** The seeded random source of the run: nemeses must use it, never Math.random. */
   random(): number;
   /** Milliseconds since the run started (the history's clock). */

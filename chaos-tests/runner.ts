@@ -1,0 +1,175 @@
+/**
+ * One chaos run, start to verdict: cluster up (chaos-cluster.ts), workload
+ * folders, clients (clients.ts), the seeded nemesis schedule while the
+ * workloads run, heal everything, a short recovery tail, stop the clients,
+ * wait for convergence, read the FinalState (versions and listings through the
+ * SDK, digests and verdict from `handlefs fsck`), run the checkers, and write
+ * the run folder: history.jsonl, final-state.json, summary.json, summary.txt,
+ * timeline.html, logs/. Everything it started is gone when it returns or
+ * throws (also after an abort). Must never judge the history itself.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { seededRandom } from '../raft/core/config';
+import type { CheckResult, Checker, FinalState } from './checkers/checker';
+import { ChaosClients } from './clients';
+import { ChaosCluster } from './cluster/chaos-cluster';
+import { sleep } from './cluster/processes';
+import { FaultEvent, History, historyToLines, Operation } from './history';
+import type { Nemesis } from './nemesis/nemesis';
+import { runSchedule } from './nemesis/schedule';
+import { renderSummary, RunSummary, summarize } from './report/summary';
+import { renderTimeline } from './report/timeline';
+import { APPEND_DIR } from './workloads/appends';
+import { CHURN_ROOT, churnDirs } from './workloads/churn';
+import { REGISTER_DIR, registerKeys } from './workloads/registers';
+
+/** What chaos-tests/checkers/index.ts exports (loaded at run time; see loadCheckers). */
+export interface CheckerSuite {
+  allCheckers(options?: Record<string, unknown>): Checker[];
+  runCheckers(history: History, final: FinalState, checkers: Checker[]): CheckResult[];
+  summarizeViolations(results: CheckResult[]): string;
+}
+
+export interface ChaosOptions {
+  durationMs: number;
+  nemeses: Nemesis[];
+  clients: number;
+  seed: number;
+  /** The run folder (created; must not hold a previous run). */
+  outDir: string;
+  /** Simulated-host prefix and bridge (the smoke test uses its own so a manual run is never touched). */
+  prefix?: string;
+  bridge?: string;
+  log?: (line: string) => void;
+  /** Aborting (Ctrl-C) stops the run early; cleanup still runs and runChaos then throws. */
+  signal?: AbortSignal;
+  /** The checkers; default: chaos-tests/checkers (index.ts). */
+  checkers?: CheckerSuite;
+  /** Keep the members' data folders even when the run passed (they are always kept after a violation). */
+  keepData?: boolean;
+}
+
+export interface ChaosResult {
+  summary: RunSummary;
+  text: string;
+  runDir: string;
+}
+
+/** Retention keeps every version of a run (≤ 30 days): the checkers require gap-free version numbers. */
+const SERVER_ARGS = ['--keep-last', '1000', '--keep-younger-than-ms', String(30 * 24 * 3600 * 1000)];
+const REGISTER_FILES = 3;
+const CHURN_DIRS = 2;
+const CLIENT_DEADLINE_MS = 10_000;
+/** Longer than the clients' own deadline, so the client's error (EIO, ETIMEDOUT) usually wins over the worker's timeout. */
+const OP_TIMEOUT_MS = 15_000;
+const OP_PAUSE_MS = 25;
+const RECOVERY_TAIL_MS = 3_000;
+const CONVERGE_LIMIT_MS = 60_000;
+const QUIET_MIN_MS = 2_000;
+const QUIET_MAX_MS = 4_000;
+const HOLD_MIN_MS = 3_000;
+const HOLD_MAX_MS = 6_000;
+
+function loadCheckers(): CheckerSuite {
+  // Loaded at run time so the runner builds before the checkers exist; a missing module is a clear error.
+  try {
+    return require('./checkers') as CheckerSuite;
+  } catch (error) {
+    throw new Error(`cannot load chaos-tests/checkers (index.ts exporting allCheckers, runCheckers, summarizeViolations): ${(error as Error).message}`);
+  }
+}
+
+function now(originMs: number): number {
+  return performance.timeOrigin + performance.now() - originMs;
+}
+
+function numbered(operations: Array<Omit<Operation, 'id'>>): Operation[] {
+  return [...operations]
+    .sort((a, b) => a.invokeMs - b.invokeMs || a.client.localeCompare(b.client))
+    .map((op, id) => ({ id, ...op }));
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const signal = options.signal ?? new AbortController().signal;
+  const checkers = options.checkers ?? loadCheckers();
+  const runDir = path.resolve(options.outDir);
+  if (fs.existsSync(runDir) && fs.readdirSync(runDir).length > 0) throw new Error(`run folder ${runDir} is not empty`);
+  fs.mkdirSync(runDir, { recursive: true });
+  const originMs = performance.timeOrigin + performance.now();
+  const random = seededRandom(options.seed);
+  const faults: FaultEvent[] = [];
+  const registers = registerKeys(REGISTER_FILES);
+  const dirs = churnDirs(CHURN_DIRS);
+  log(`chaos: seed ${options.seed}, ${options.durationMs} ms, nemeses ${options.nemeses.map((n) => n.name).join(',')}, ${options.clients} clients, run folder ${runDir}`);
+
+  const cluster = await ChaosCluster.start({
+    prefix: options.prefix ?? 'hfsc', bridge: options.bridge ?? 'hfscbr0', runDir, clients: options.clients, serverArgs: SERVER_ARGS, random, originMs, log,
+    fsyncDelayHook: options.nemeses.some((n) => n.name === 'slow-disk'),
+  });
+  let passed = false;
+  try {
+    await cluster.mkdirs([REGISTER_DIR, APPEND_DIR, CHURN_ROOT, ...dirs]);
+    const clients = new ChaosClients(cluster, {
+      seed: options.seed, originMs, opTimeoutMs: OP_TIMEOUT_MS, pauseMs: OP_PAUSE_MS, clientDeadlineMs: CLIENT_DEADLINE_MS,
+      registers, churnDirs: dirs, mix: { registers: 45, appends: 30, churn: 25 },
+    });
+    try {
+      await clients.start(options.clients);
+      log(`clients running: ${clients.names.join(', ')}`);
+      const faultPhaseStartMs = now(originMs);
+      await runSchedule(cluster, options.nemeses, {
+        untilMs: faultPhaseStartMs + options.durationMs, quietMinMs: QUIET_MIN_MS, quietMaxMs: QUIET_MAX_MS, holdMinMs: HOLD_MIN_MS, holdMaxMs: HOLD_MAX_MS,
+      }, signal, (event) => faults.push(event));
+      const left = cluster.outstanding();
+      if (left.length > 0) log(`healing what is left: ${left.join('; ')}`);
+      await cluster.healAll();
+      for (const fault of faults) fault.endMs ??= now(originMs);
+      if (signal.aborted) throw new Error('aborted');
+      await sleep(RECOVERY_TAIL_MS, signal);
+    } finally {
+      const problems = await clients.stop(OP_TIMEOUT_MS + 5_000);
+      for (const problem of problems) log(`client: ${problem}`);
+      // Written now too, so a run that fails or is aborted later still leaves its history.
+      fs.writeFileSync(path.join(runDir, 'history.jsonl'), historyToLines({ operations: numbered(clients.operations), faults }));
+    }
+    const workloadEndMs = now(originMs);
+    const history: History = { operations: numbered(clients.operations), faults };
+    fs.writeFileSync(path.join(runDir, 'history.jsonl'), historyToLines(history));
+    log(`workload done: ${history.operations.length} operations, ${faults.length} faults; waiting for convergence`);
+
+    await cluster.waitConverged(CONVERGE_LIMIT_MS);
+    const files = [...new Set(history.operations.filter((op) => op.kind === 'write' || op.kind === 'append').map((op) => op.key))].sort();
+    const read = await cluster.finalRead(files, dirs);
+    const fsck = await cluster.fsck();
+    fs.writeFileSync(path.join(runDir, 'fsck.json'), JSON.stringify(fsck.raw, null, 2) + '\n');
+    const final: FinalState = {
+      versions: read.versions,
+      listings: read.listings,
+      digests: fsck.members.map((m) => ({ member: m.id, appliedIndex: m.digest === undefined ? -1 : fsck.index, digest: m.digest ?? `unavailable: ${m.error ?? 'no answer'}` })),
+      fsckClean: fsck.clean,
+      // Not measured yet: the servers expose no count of sessions past their expiry (see README).
+      overdueSessions: 0,
+    };
+    fs.writeFileSync(path.join(runDir, 'final-state.json'), JSON.stringify(final, null, 2) + '\n');
+
+    // Register files do not exist before their first write; every version is kept (SERVER_ARGS); writes use lww.
+    const suite = checkers.allCheckers({ registers: { initialValue: null }, convergence: { expectedMembers: 3 }, errors: { conflictPolicy: 'lww' } });
+    const results = checkers.runCheckers(history, final, suite);
+    const summary = summarize({
+      history, final, results, violationsText: checkers.summarizeViolations(results), seed: options.seed, durationMs: options.durationMs,
+      nemeses: options.nemeses.map((n) => n.name), clients: clients.names, runDir, workloadEndMs,
+    });
+    const text = renderSummary(summary);
+    fs.writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+    fs.writeFileSync(path.join(runDir, 'summary.txt'), text);
+    fs.writeFileSync(path.join(runDir, 'timeline.html'), renderTimeline(history, `handlefs chaos, seed ${options.seed}: ${summary.ok ? 'passed' : 'FAILED'}`));
+    passed = summary.ok;
+    return { summary, text, runDir };
+  } finally {
+    await cluster.destroy();
+    if (passed && !options.keepData) fs.rmSync(path.join(runDir, 'data'), { recursive: true, force: true });
+  }
+}
