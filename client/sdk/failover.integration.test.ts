@@ -143,4 +143,40 @@ describe('MetaClient through failures', () => {
       console.log(`${CREATES} creates across a leader kill in ${Date.now() - startedAt} ms; retries ${client.stats.calls.retries}, redirects ${client.stats.calls.redirects}`);
     }, 40_000);
   });
+
+  describe('the leader stopped with SIGSTOP (alive for TCP, silent for gRPC)', () => {
+    it('moves the waiting calls to the new leader within a few seconds, not the whole attempt timeout', async () => {
+      // Three members up (an earlier scenario may have killed one): the other two must make a majority.
+      for (const member of cluster.members) {
+        if (!member.child || member.child.exitCode !== null || member.child.signalCode !== null) {
+          await cluster.restart(member);
+          await cluster.caughtUp(member);
+        }
+      }
+      const client = await connect();
+      const dir = (await client.mkdir(ROOT_HANDLE, 'stopped', 0o755)).handle;
+      const leader = await cluster.leader();
+      const pid = leader.child!.pid!;
+      let longestMs = 0;
+      let count = 0;
+      process.kill(pid, 'SIGSTOP');
+      // Continued on a timer too, so a create that never returns cannot leave the member stopped.
+      const resume = setTimeout(() => process.kill(pid, 'SIGCONT'), 6_000);
+      try {
+        const stopUntil = Date.now() + 6_000;
+        while (Date.now() < stopUntil) {
+          const startedAt = Date.now();
+          await client.create(dir, `s${count++}`, 0o644, { exclusive: true });
+          longestMs = Math.max(longestMs, Date.now() - startedAt);
+        }
+      } finally {
+        clearTimeout(resume);
+        process.kill(pid, 'SIGCONT');
+      }
+      // Keepalive (1 s + 1 s) notices the silent member; an election takes 0.5-1 s.
+      console.log(`SIGSTOP of the leader: longest create ${longestMs} ms over ${count} creates`);
+      expect(count).toBeGreaterThan(1);
+      expect(longestMs).toBeLessThan(4_500);
+    }, 40_000);
+  });
 });

@@ -46,6 +46,9 @@ const ATTEMPTS_MAX = 10_000;
 /** Addresses learned from hints beyond the configured servers (a bound on channels). */
 const CHANNELS_MAX = 64;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** HTTP/2 pings while calls are waiting, and how long an answer may take: a silent member is noticed in ~2 s. */
+const KEEPALIVE_TIME_MS = 1_000;
+const KEEPALIVE_TIMEOUT_MS = 1_000;
 
 /**
  * gRPC failures after which the call moves on (another member, or the same
@@ -160,6 +163,10 @@ export class LeaderChannel {
         ...security.clientOptions,
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1_000,
+        // A member that stops answering (SIGSTOP, a cut link) fails the calls waiting on it within keepalive
+        // time + timeout, instead of holding them for the whole attempt timeout: they move to another member.
+        'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+        'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
         'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
         'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
         ...CLIENT_FLOW_OPTIONS,
