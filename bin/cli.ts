@@ -14,10 +14,11 @@ import { runMetaServer } from '../metaserver/server/server-main';
 const USAGE = `usage: handlefs <command> [options]
 
 commands:
-  cluster up [--data DIR] [--base-port 7400] [--members 3]
+  cluster up [--data DIR] [--base-port 7400] [--members 3] [--tls]
         start a local metadata cluster of detached processes on 127.0.0.1 (data, pid files and
         logs under DIR, default ./.handlefs-cluster; Raft on base+1.., client API on base+101..,
-        /status on base+201..); waits for a leader and prints the client addresses
+        /status on base+201..); waits for a leader and prints the client addresses; --tls makes a CA and member
+        certificates under DIR/pki and starts the members with TLS
   cluster down [--data DIR]
         SIGTERM every member (a leader hands leadership over first) and wait for the exits
   cluster status [--data DIR] [--json]
@@ -30,6 +31,8 @@ commands:
         remove them and anything a crashed run left
   hosts status [--json]
         each host's address, link state and process count; exits 0 only when all are up
+  hosts proxy --listen HOST:PORT --target HOST:PORT [--delay-ms MS] [--jitter-ms MS] [--rate-bytes-per-s N]
+        a fault-injecting TCP proxy (this kernel has no netem): delay, bandwidth cap; stall/cut/heal from stdin
 ${OPS_USAGE}${FSCK_USAGE}${CHAOS_USAGE}${CERTS_USAGE}${CLIENT_USAGE}  help  show this text
 `;
 

@@ -33,6 +33,11 @@ export interface CheckResult {
   violations: Violation[];
   /** Figures for the summary (e.g. states explored, keys checked). */
   stats: Record<string, number>;
+  /**
+   * What the checker could not decide (e.g. a search budget exceeded on one key), one sentence each.
+   * Added by the checkers helper. When present and non-empty, `ok` is false: undecided is never a pass.
+   */
+  inconclusive?: string[];
 }
 
 export interface Checker {
