@@ -131,6 +131,8 @@ export class MetaBackend implements FileSystemBackend<number> {
   private readonly content: FileContent;
   private readonly versions: VersionsView;
   private readonly attrCache = new Map<number, { attr: Attr; untilMs: number }>();
+  /** Counts this mount's changes (attrsChanged): an answer read before the latest one is not cached. */
+  private attrEpoch = 0;
   private readonly log: (line: string) => void;
   private readonly rootHandle: number;
 
@@ -164,11 +166,12 @@ export class MetaBackend implements FileSystemBackend<number> {
         handle = cached.handle;
         continue;
       }
+      const epoch = this.attrEpoch;
       const attr = await this.sdk.lookup(handle, part, callerOf(ctx));
       handle = attr.handle;
       this.remember(ctx, walked, handle);
       // The lookup answered the attributes too: the getattr the kernel sends next needs no round trip.
-      this.storeAttr(attr);
+      this.storeAttr(attr, epoch);
     }
     return handle;
   }
@@ -238,7 +241,7 @@ export class MetaBackend implements FileSystemBackend<number> {
   async fgetattr(ctx: CallerContext, path: string, fh: number): Promise<FileStat> {
     const file = this.file(fh);
     if (file.versionView) return this.versions.getattr(callerOf(ctx), path);
-    return this.statOfHandle(file.handle);
+    return this.statOfHandle(file.handle, file);
   }
 
   /** The server's attributes, with the size of a write this mount has not committed yet (read-your-writes for stat). */
@@ -251,30 +254,55 @@ export class MetaBackend implements FileSystemBackend<number> {
   private async attrOf(handle: number): Promise<Attr> {
     const cached = this.attrCache.get(handle);
     if (cached && cached.untilMs > Date.now()) return cached.attr;
+    const epoch = this.attrEpoch;
     const attr = await this.sdk.getattr(handle);
-    this.storeAttr(attr);
+    this.storeAttr(attr, epoch);
     return attr;
   }
 
-  private storeAttr(attr: Attr | null | undefined): void {
-    if (!attr) return;
+  /**
+   * Caches attributes a call read, unless this mount changed something since that call began
+   * (`epoch`): an answer from before a commit arriving after it must not refill the cache with
+   * the old size (a chaos run read its own 10-byte write back as 9 bytes that way).
+   */
+  private storeAttr(attr: Attr | null | undefined, epoch: number): void {
+    if (!attr || epoch !== this.attrEpoch) return;
+    // Nor may a slow answer replace a newer version's attributes another call stored meanwhile.
+    const cached = this.attrCache.get(attr.handle);
+    if (cached && (cached.attr.headVersion ?? 0) > (attr.headVersion ?? 0)) return;
     if (this.attrCache.size >= MAX_CACHED_ENTRIES) this.attrCache.clear();
     this.attrCache.set(attr.handle, { attr, untilMs: Date.now() + ATTR_CACHE_MS });
   }
 
   /** This mount changed something: cached attributes (sizes, link counts, times of parents) may all be stale. */
   private attrsChanged(): void {
+    this.attrEpoch++;
     this.attrCache.clear();
   }
 
-  private async statOfHandle(handle: number): Promise<FileStat> {
+  /**
+   * A handle's attributes; the size is what this mount reads: an unflushed write's size when any
+   * fh of the mount holds one; else, while the file is open here, the size of the version the fh
+   * pins (asked through that fh, or the newest pinned one: the kernel's fstat asks by path). A size
+   * from a version committed elsewhere after the open made readers cut the version they read short
+   * (Node's readFile reads fstat's size): the chaos runs' linearizability checker caught it.
+   */
+  private async statOfHandle(handle: number, through?: OpenFile): Promise<FileStat> {
     const stat = statOf(await this.attrOf(handle));
+    let dirty = false;
+    let newestPinned: OpenFile | undefined;
     for (const file of this.files.values()) {
-      if (file.handle === handle && file.buffer?.dirty) {
+      if (file.handle !== handle || file.versionView) continue;
+      if (file.buffer?.dirty) {
         stat.sizeBytes = file.buffer.size;
-        stat.blocks = Math.ceil(stat.sizeBytes / 512);
+        dirty = true;
+      } else if (!newestPinned || file.version > newestPinned.version) {
+        newestPinned = file;
       }
     }
+    const pinned = through && !through.versionView ? through : newestPinned;
+    if (!dirty && pinned) stat.sizeBytes = pinned.baseSizeBytes;
+    stat.blocks = Math.ceil(stat.sizeBytes / 512);
     return stat;
   }
 
@@ -337,8 +365,9 @@ export class MetaBackend implements FileSystemBackend<number> {
       const openFlags = openFlagsOf(flags);
       if (openFlags.write) this.guardWritable();
       const handle = await this.handleOf(ctx, path, true);
+      const epoch = this.attrEpoch;
       const opened = await this.sdk.open(handle, openFlags, callerOf(ctx));
-      this.storeAttr(opened.attr);
+      this.storeAttr(opened.attr, epoch);
       const fh = this.track(handle, opened, openFlags);
       if ((flags & C.O_TRUNC) !== 0 && openFlags.write) await this.content.truncate(this.file(fh), 0);
       return fh;
@@ -352,7 +381,7 @@ export class MetaBackend implements FileSystemBackend<number> {
       const openFlags = openFlagsOf(flags);
       const created = await this.sdk.create(parent, name, mode & 0o7777, { exclusive: (flags & C.O_EXCL) !== 0, open: openFlags, umask: ctx.umask }, callerOf(ctx));
       this.attrsChanged();
-      this.storeAttr(created.attr);
+      this.storeAttr(created.attr, this.attrEpoch);
       if (!created.opened) throw fsError('EIO', `create of ${path} answered no fh`);
       this.remember(ctx, path, created.attr.handle);
       const fh = this.track(created.attr.handle, created.opened, openFlags);

@@ -77,6 +77,8 @@ export class WriteBuffer {
   /** Bytes of the base below this are still the file's; above it (after a truncation) the file holds zeros unless written. */
   private keptBaseBytes: number;
   private unsealedBytes = 0;
+  /** The lowest truncation at or below the base's size, if any (see truncatedTo). */
+  private lowestCut: number | undefined;
   private changed = false;
 
   constructor(
@@ -94,11 +96,11 @@ export class WriteBuffer {
   }
 
   /**
-   * The lowest size a truncation cut the file to, when below the base's size (the commit's
+   * The lowest size a truncation cut the file to, when at or below the base's size (the commit's
    * truncatedTo: it claims everything from there, whatever was written afterwards); else undefined.
    */
   get truncatedTo(): number | undefined {
-    return this.keptBaseBytes < this.baseSizeBytes ? this.keptBaseBytes : undefined;
+    return this.lowestCut;
   }
 
   /** Whether anything was written or truncated since the base. */
@@ -181,6 +183,7 @@ export class WriteBuffer {
       }
     }
     this.keptBaseBytes = Math.min(this.keptBaseBytes, newSize);
+    if (newSize <= this.baseSizeBytes) this.lowestCut = Math.min(this.lowestCut ?? newSize, newSize);
     this.sizeBytes = newSize;
     this.changed = true;
   }

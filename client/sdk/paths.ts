@@ -99,8 +99,8 @@ export async function writeFile(client: MetaClient, path: string, data: Uint8Arr
   const made = await client.create(parent.handle, name, opts.mode ?? 0o644, { exclusive: false, open: { read: false, write: true, append: false } }, caller);
   const opened = made.opened!;
   let released = false;
-  // A whole-file write replaces what was there: it cuts the old content (to 0) before writing, so a concurrent longer write's tail does not survive it.
-  const cut = opened.sizeBytes > 0 ? { truncatedTo: 0 } : {};
+  // A whole-file write replaces what was there (even nothing): it cuts to 0 before writing, so a concurrent longer write's tail does not survive it.
+  const cut = { truncatedTo: 0 };
   try {
     // A base stored as blocks takes only block-form commits.
     let content: CommitContent = data.byteLength <= INLINE_LIMIT_BYTES && opened.sizeBytes <= INLINE_LIMIT_BYTES

@@ -248,8 +248,13 @@ describe('a whole-file rewrite (O_TRUNC, then writes) racing another writer', ()
     expect(result.ok && text(result.value)).toBe('HH234ffffffffff');
   });
 
-  it('answers EINVAL for a truncatedTo at or above the base’s size or above the new size', () => {
-    expect(failed({ base: { version: 5, size: 100 }, truncatedTo: 100 }).errno).toBe(Errno.EINVAL);
+  it('claims everything from the base’s end for an O_TRUNC of an empty file, so a racing longer write’s tail goes', () => {
+    const d = decided({ head: { version: 2, size: 9 }, base: { version: 1, size: 0 }, changedSinceBase: [x(0, 9)], written: [x(0, 8)], newSize: 8, truncatedTo: 0 });
+    expect(d).toMatchObject({ kind: 'conflict-lww', size: 8 });
+  });
+
+  it('answers EINVAL for a truncatedTo above the base’s size or above the new size', () => {
+    expect(failed({ base: { version: 5, size: 100 }, truncatedTo: 101 }).errno).toBe(Errno.EINVAL);
     expect(failed({ base: { version: 5, size: 100 }, newSize: 10, truncatedTo: 20 }).errno).toBe(Errno.EINVAL);
     expect(failed({ truncatedTo: -1 }).errno).toBe(Errno.EINVAL);
   });

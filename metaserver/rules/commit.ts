@@ -19,9 +19,10 @@
  *
  * What a commit claims: its written extents plus its size change (extents.ts):
  * growing claims [base.size, newSize), shrinking claims [newSize, ∞), and a
- * cut below the base's size at any time in the fh's life (`truncatedTo`, e.g.
- * O_TRUNC, then writes that grew it back) claims [truncatedTo, ∞): whatever
- * the base or anyone else had there, the fh's version says it is gone. Two
+ * cut at or below the base's size at any time in the fh's life (`truncatedTo`,
+ * e.g. O_TRUNC, then writes that grew it back; also of an empty file) claims
+ * [truncatedTo, ∞): whatever the base or anyone else had there, the fh's
+ * version says it is gone. Two
  * positional commits from one base conflict iff their claims overlap, and the
  * answer does not depend on which commits first.
  *
@@ -120,8 +121,8 @@ export interface CommitRequest {
   /** The fh's size at commit: from the client, untrusted. */
   readonly newSize: number;
   /**
-   * The lowest size the fh cut the file to, when that was below the base's size (O_TRUNC and
-   * ftruncate count, whatever was written afterwards); undefined when it never cut below the base.
+   * The lowest size the fh cut the file to, at or below the base's size (O_TRUNC and ftruncate
+   * count, even of an empty file, whatever was written afterwards); undefined when it never cut.
    */
   readonly truncatedTo?: number;
   /** The fh was opened O_APPEND. */
@@ -252,8 +253,8 @@ function checkRequest(request: CommitRequest, limits: ExtentLimits): Result<Chec
     return fail(Errno.EINVAL, `written bytes reach ${extentEnd(last)}, past the new size ${newSize.value}`);
   }
   const truncatedTo = request.truncatedTo;
-  if (truncatedTo !== undefined && (!Number.isSafeInteger(truncatedTo) || truncatedTo < 0 || truncatedTo >= base.value.size || truncatedTo > newSize.value)) {
-    return fail(Errno.EINVAL, `truncatedTo ${String(truncatedTo)} must be an integer below the base's size ${base.value.size} and at most the new size ${newSize.value}`);
+  if (truncatedTo !== undefined && (!Number.isSafeInteger(truncatedTo) || truncatedTo < 0 || truncatedTo > base.value.size || truncatedTo > newSize.value)) {
+    return fail(Errno.EINVAL, `truncatedTo ${String(truncatedTo)} must be an integer at most the base's size ${base.value.size} and at most the new size ${newSize.value}`);
   }
   const changed = validateExtents(request.changedSinceBase, { ...limits, maxExtentsPerCommit: MAX_EXTENTS_PER_COMMIT_CEILING });
   if (!changed.ok) return fail(Errno.EINVAL, `changedSinceBase: ${changed.message}`);
@@ -275,7 +276,8 @@ function checkRequest(request: CommitRequest, limits: ExtentLimits): Result<Chec
 /** What a commit claims relative to its base: its written bytes, its size change and any cut below the base (see the header). */
 export function commitClaims(baseSize: number, newSize: number, written: readonly Extent[], limits: ExtentLimits = DEFAULT_EXTENT_LIMITS, truncatedTo?: number): Extent[] {
   const claims = union(written, sizeChangeExtents(baseSize, newSize, limits));
-  return truncatedTo === undefined ? claims : union(claims, sizeChangeExtents(baseSize, truncatedTo, limits));
+  // A cut claims everything from its point on, even at the base's end (O_TRUNC of an empty file): the fh's file ends at newSize.
+  return truncatedTo === undefined || truncatedTo >= limits.maxFileSizeBytes ? claims : union(claims, [{ offset: truncatedTo, length: limits.maxFileSizeBytes - truncatedTo }]);
 }
 
 /** What is wrong with placements as a version of `size` bytes, or undefined when they tile [0, size) in order. */

@@ -96,6 +96,15 @@ describe('open flags on a handlefs mount', () => {
     await shorter.close();
     expect(await fsp.readFile(path.join(m.a, name), 'utf8')).toBe('ssssssssssss');
     expect(await fsp.readFile(path.join(m.b, name), 'utf8')).toBe('ssssssssssss');
+    // The same race on an empty file: O_TRUNC of nothing still says "the file is what I write".
+    await fsp.writeFile(path.join(m.a, 'rewrite-race-empty.txt'), '');
+    const longerEmpty = await fsp.open(path.join(m.a, 'rewrite-race-empty.txt'), C.O_WRONLY | C.O_TRUNC);
+    const shorterEmpty = await fsp.open(path.join(m.b, 'rewrite-race-empty.txt'), C.O_WRONLY | C.O_TRUNC);
+    await longerEmpty.write('LLLLLLLLL');
+    await longerEmpty.close();
+    await shorterEmpty.write('ssssssss');
+    await shorterEmpty.close();
+    expect(await fsp.readFile(path.join(m.a, 'rewrite-race-empty.txt'), 'utf8')).toBe('ssssssss');
   });
 
   it('answers EBADF to a write through a descriptor opened O_RDONLY, and EBADF to a read through O_WRONLY', async () => {
