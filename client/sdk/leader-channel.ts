@@ -49,6 +49,8 @@ const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** HTTP/2 pings while calls are waiting, and how long an answer may take: a silent member is noticed in ~2 s. */
 const KEEPALIVE_TIME_MS = 1_000;
 const KEEPALIVE_TIMEOUT_MS = 1_000;
+/** How long an attempt waits for a connection to its member before moving on (a connect on a LAN takes milliseconds). */
+const CONNECT_WAIT_MS = 1_000;
 
 /**
  * gRPC failures after which the call moves on (another member, or the same
@@ -194,14 +196,38 @@ export class LeaderChannel {
     });
   }
 
-  private once<Res>(address: string, method: p.MetaMethod, request: unknown, timeoutMs: number): Promise<Res> {
+  private async once<Res>(address: string, method: p.MetaMethod, request: unknown, timeoutMs: number): Promise<Res> {
     const client = this.client(address);
     const fn = (client as unknown as Record<string, Unary>)[method];
     this.stats.attempts[method] = (this.stats.attempts[method] ?? 0) + 1;
+    await connected(client, address, Math.min(timeoutMs, CONNECT_WAIT_MS));
     return new Promise((resolve, reject) => {
       fn.call(client, request, { deadline: Date.now() + timeoutMs }, (error, reply) => (error ? reject(error) : resolve(reply as Res)));
     });
   }
+}
+
+/**
+ * Waits up to `waitMs` for a connection to the member. A call to a member whose packets are
+ * dropped (a cut link, a blackholed route) otherwise waits, queued behind a TCP connect that never
+ * answers, for its whole attempt timeout (5 s): the chaos runs' stall after a partitioned leader.
+ * Rejects with UNAVAILABLE, which moves the call on.
+ */
+function connected(client: grpc.Client, address: string, waitMs: number): Promise<void> {
+  const channel = client.getChannel();
+  const deadline = Date.now() + waitMs;
+  const unavailable = (why: string): Error => Object.assign(new Error(why), { code: grpc.status.UNAVAILABLE, details: why, metadata: new grpc.Metadata() });
+  return new Promise((resolve, reject) => {
+    // Bounded: each turn waits for a state change or the deadline, and the deadline ends it.
+    const check = (): void => {
+      const state = channel.getConnectivityState(true);
+      if (state === grpc.connectivityState.READY) return resolve();
+      if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN) return reject(unavailable(`${address} refused or dropped the connection`));
+      if (Date.now() >= deadline) return reject(unavailable(`no connection to ${address} within ${waitMs} ms`));
+      channel.watchConnectivityState(state, deadline, check);
+    };
+    check();
+  });
 }
 
 const LEADER_ONLY = new Set<p.MetaMethod>([

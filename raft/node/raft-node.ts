@@ -611,12 +611,17 @@ export class RaftNode {
   }
 
   private onSoftState(soft: SoftState): void {
-    if (soft.leaderId !== this.soft.leaderId) {
+    const leaderChanged = soft.leaderId !== this.soft.leaderId;
+    if (leaderChanged) {
       this.metrics.leaderChanges.inc();
       this.logger.info('leader changed', { from: this.soft.leaderId, to: soft.leaderId, term: soft.term });
       if (soft.leaderId) this.transfers.leaderSeen(soft.leaderId, this.id);
     }
     this.soft = soft;
+    // Reads waiting on the old leader's confirmation (forwarded to it, or its own heartbeat round)
+    // may never hear back: a follower whose leader was killed held them to their deadline (5 s
+    // client stalls in the chaos runs). They fail now, naming the new leader, and are asked again.
+    if (leaderChanged && this.reads.size > 0) this.reads.rejectAll(this.notLeader());
     this.metrics.isLeader.set(soft.role === 'leader' ? 1 : 0);
     this.metrics.term.set(soft.term);
   }
