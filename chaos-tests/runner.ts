@@ -111,7 +111,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   });
   let passed = false;
   try {
-    await cluster.mkdirs([REGISTER_DIR, APPEND_DIR, CHURN_ROOT, ...dirs]);
+    // Register files exist (empty) before the run: a file being created is briefly empty, which a register model of
+    // whole-file values starting "missing" would call a value nobody wrote.
+    await cluster.mkdirs([REGISTER_DIR, APPEND_DIR, CHURN_ROOT, ...dirs], registers);
     const clients = new ChaosClients(cluster, {
       seed: options.seed, originMs, opTimeoutMs: OP_TIMEOUT_MS, pauseMs: OP_PAUSE_MS, clientDeadlineMs: CLIENT_DEADLINE_MS,
       registers, churnDirs: dirs, mix: { registers: 45, appends: 30, churn: 25 },
@@ -156,7 +158,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     fs.writeFileSync(path.join(runDir, 'final-state.json'), JSON.stringify(final, null, 2) + '\n');
 
     // Register files do not exist before their first write; every version is kept (SERVER_ARGS); writes use lww.
-    const suite = checkers.allCheckers({ registers: { initialValue: null }, convergence: { expectedMembers: 3 }, errors: { conflictPolicy: 'lww' } });
+    const suite = checkers.allCheckers({ registers: { initialValue: '' }, convergence: { expectedMembers: 3 }, errors: { conflictPolicy: 'lww' } });
     const results = checkers.runCheckers(history, final, suite);
     const summary = summarize({
       history, final, results, violationsText: checkers.summarizeViolations(results), seed: options.seed, durationMs: options.durationMs,

@@ -69,8 +69,13 @@ async function onLeader(method: 'LeaderTransfer' | 'MemberAdd' | 'MemberPromote'
   return outcome.reply;
 }
 
-async function mkdirs(paths: string[]): Promise<void> {
+/** Makes the folders, and the files empty (so a register's first value is '', not a creation in progress). */
+async function mkdirs(paths: string[], files: string[] = []): Promise<void> {
   const c = await client();
+  for (const file of files) {
+    const slash = file.lastIndexOf('/');
+    if (slash > 0) paths = [...paths, file.slice(0, slash)];
+  }
   for (const path of paths) {
     let parent = 1;
     for (const name of path.split('/').filter(Boolean)) {
@@ -81,6 +86,11 @@ async function mkdirs(paths: string[]): Promise<void> {
         parent = (await c.lookup(parent, name)).handle;
       }
     }
+  }
+  for (const file of files) {
+    const slash = file.lastIndexOf('/');
+    const parent = await c.resolve(file.slice(0, slash) || '/');
+    await c.create(parent.handle, file.slice(slash + 1), 0o666, { exclusive: false });
   }
 }
 
@@ -129,7 +139,7 @@ async function handle(request: Request): Promise<unknown> {
     case 'member-remove':
       return onLeader('MemberRemove', { id: String(request.memberId) }, 10_000);
     case 'mkdirs':
-      return mkdirs(request.paths as string[]);
+      return mkdirs(request.paths as string[], (request.files as string[] | undefined) ?? []);
     case 'final':
       return finalRead(request.files as string[], request.dirs as string[]);
     default:

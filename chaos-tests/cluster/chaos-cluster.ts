@@ -366,8 +366,9 @@ export class ChaosCluster implements ChaosControl {
 
   // ---- the run ----
 
-  async mkdirs(paths: string[]): Promise<void> {
-    await this.rpc().call('mkdirs', { paths }, AGENT_CALL_LIMIT_MS);
+  /** Makes the workloads' folders, and `files` empty. */
+  async mkdirs(paths: string[], files: string[] = []): Promise<void> {
+    await this.rpc().call('mkdirs', { paths, files }, AGENT_CALL_LIMIT_MS);
   }
 
   /** Undoes every fault still in place: SIGCONT, routes, links, and restarts members that are down. */
