@@ -45,8 +45,8 @@ describe('BlockReplicator with three members serving BlockPeer on loopback', () 
     appliedOnC = 10;
     await replicator.replicate(id, bytes, 10, soon());
     expect(await leaderStore.has(id)).toBe(true);
-    // The majority is a and whichever peer answered first; give the other its moment.
-    for (let i = 0; i < 100 && !(await peers[0].store.has(id) && await peers[1].store.has(id)); i++) await new Promise((r) => setTimeout(r, 10));
+    // The majority is a and whichever peer answered first; give the other its moment (its file lands before its answer does).
+    for (let i = 0; i < 200 && !(await peers[0].store.has(id) && await peers[1].store.has(id) && replicator.holdersOf(id).length === 3); i++) await new Promise((r) => setTimeout(r, 10));
     expect(await peers[0].store.has(id)).toBe(true);
     expect(Buffer.from((await peers[1].store.get(id))!).equals(Buffer.from(bytes))).toBe(true);
     expect(replicator.holdersOf(id).sort()).toEqual(['a', 'b', 'c']);
