@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import { MetaTestCluster, eventually, patternBytes } from '../../metaserver/server/testing';
 import { Sequencer } from './sequencer';
 import { CommitConflictError, MetaClient, MetaError, ROOT_HANDLE } from './index';
+import { failureCode as errnoOf } from './testing';
 
 const E = os.constants.errno;
 const DEADLINE_MS = 10_000;
@@ -16,16 +17,6 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(item);
   return out;
-}
-
-async function errnoOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof MetaError) return error.code;
-    throw error;
-  }
-  return 'no error';
 }
 
 describe('MetaClient on a real 3-member cluster', () => {

@@ -15,9 +15,10 @@ import * as a from '../../proto/admin-proto';
 import * as p from '../../proto/meta-proto';
 import { clientSecurity, loadTlsMaterial } from '../../proto/tls';
 import { MetaTestCluster, eventually, metaServerMainPath } from '../../metaserver/server/testing';
-import { MetaClient, MetaError, ROOT_HANDLE } from '../../client/sdk';
+import { MetaClient, ROOT_HANDLE } from '../../client/sdk';
 import { TestPki, makeTestPki } from './testing';
 import { parseMountArgs } from '../../client/fuse/mount-process';
+import { failureCode as codeOf } from '../../client/sdk/testing';
 
 const RW_TOKEN = 'rw-token-0123456789abcdef';
 const RO_TOKEN = 'ro-token-0123456789abcdef';
@@ -30,16 +31,6 @@ type Unary = (request: unknown, options: grpc.CallOptions, callback: (error: grp
 function call(client: grpc.Client, method: string, request: unknown, deadlineMs = 3_000): Promise<{ error?: grpc.ServiceError; reply?: Record<string, unknown> }> {
   const fn = (client as unknown as Record<string, Unary>)[method];
   return new Promise((resolve) => fn.call(client, request, { deadline: Date.now() + deadlineMs }, (error, reply) => resolve(error ? { error } : { reply: reply as Record<string, unknown> })));
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof MetaError) return error.code;
-    throw error;
-  }
-  return 'no error';
 }
 
 describe('a TLS cluster with client certificates and tokens', () => {

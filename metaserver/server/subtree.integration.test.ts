@@ -11,25 +11,16 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as a from '../../proto/admin-proto';
 import { clientSecurity } from '../../proto/tls';
-import { MetaClient, MetaError, ROOT_HANDLE } from '../../client/sdk';
+import { MetaClient, ROOT_HANDLE } from '../../client/sdk';
 import { RunningMount, forceUnmount, isMounted, startMount } from '../../client/fuse/mount-control';
 import { MetaTestCluster } from './testing';
+import { failureCode as codeOf } from '../../client/sdk/testing';
 
 const RW_TOKEN = 'subtree-test-rw-token-0123456789';
 const SUB_TOKEN = 'subtree-test-sub-token-0123456789';
 const SUB_RO_TOKEN = 'subtree-test-subro-token-0123456789';
 const MISSING_TOKEN = 'subtree-test-missing-token-0123456789';
 const DEADLINE_MS = 10_000;
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof MetaError) return error.code;
-    throw error;
-  }
-  return 'no error';
-}
 
 async function names(client: MetaClient, dir: number): Promise<string[]> {
   const out: string[] = [];
