@@ -6,13 +6,16 @@
  */
 import * as path from 'node:path';
 import { nemesesByName, NEMESES } from './nemesis';
-import { runChaos } from './runner';
+import { debugUnsafeArgs, DebugUnsafeRun, runChaos } from './runner';
 
 export const CHAOS_USAGE = `  chaos [--duration 60s] [--nemesis kill-leader,partition-leader,...|all] [--clients 4] [--seed S] [--out DIR] [--keep-data]
+        [--debug-unsafe ack-before-commit|stale-reads|no-dedup[,...]] [--debug-follower-apply-delay-ms N]
         a Jepsen-style run (needs root): 3 metaservers and N clients (FUSE mounts and SDK workers, alternating) on
         simulated hosts 127.77.0.0/24 (prefix hfsc), workloads (registers, appends, namespace churn) while the nemeses
         inject faults, heal, check; writes history.jsonl, summary.json/.txt and timeline.html to DIR
         (default chaos-runs/<time>-seed<S>); exits 0 only with zero violations. Nemeses: ${NEMESES.map((n) => n.name).join(', ')}
+        --debug-unsafe makes every member WRONG ON PURPOSE (chaos-tests/debug-faults/README.md) to show the checkers
+        catch it: such a run is expected to exit 1.
 `;
 
 const DURATION_MAX_MS = 24 * 3600 * 1000;
@@ -33,6 +36,9 @@ export async function runChaosCommand(argv: string[]): Promise<number> {
   let seed = Math.floor(Date.now() % 2_147_483_647);
   let out: string | undefined;
   let keepData = false;
+  let debugSwitches: string[] | undefined;
+  let followerApplyDelayMs: number | undefined;
+  let debugUnsafe: DebugUnsafeRun | undefined;
   try {
     const rest = [...argv];
     while (rest.length > 0) {
@@ -47,12 +53,18 @@ export async function runChaosCommand(argv: string[]): Promise<number> {
         case '--clients': clients = Number(value); break;
         case '--seed': seed = Number(value); break;
         case '--out': out = value; break;
+        case '--debug-unsafe': debugSwitches = value.split(',').map((n) => n.trim()).filter((n) => n !== ''); break;
+        case '--debug-follower-apply-delay-ms': followerApplyDelayMs = Number(value); break;
         default: throw new Error(`unknown flag ${flag}`);
       }
     }
     if (!(Number.isInteger(clients) && clients >= 1 && clients <= 16)) throw new Error(`--clients must be an integer in 1..16, got ${clients}`);
     if (!(Number.isSafeInteger(seed) && seed >= 0)) throw new Error(`--seed must be a non-negative integer, got ${seed}`);
     nemesesByName(nemesisList);
+    if (debugSwitches !== undefined || followerApplyDelayMs !== undefined) {
+      debugUnsafe = { switches: debugSwitches ?? [], followerApplyDelayMs };
+      debugUnsafeArgs(debugUnsafe);
+    }
   } catch (error) {
     process.stderr.write(`handlefs chaos: ${(error as Error).message}\nusage: handlefs\n${CHAOS_USAGE}`);
     return 2;
@@ -76,7 +88,7 @@ export async function runChaosCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
-    const result = await runChaos({ durationMs, nemeses: nemesesByName(nemesisList), clients, seed, outDir, signal: controller.signal, keepData });
+    const result = await runChaos({ durationMs, nemeses: nemesesByName(nemesisList), clients, seed, outDir, signal: controller.signal, keepData, debugUnsafe });
     process.stdout.write(result.text);
     return result.summary.ok ? 0 : 1;
   } catch (error) {

@@ -25,6 +25,8 @@ export interface ClientSettings {
   registers: string[];
   churnDirs: string[];
   mix: WorkerConfig['mix'];
+  /** Client i lists the servers starting at member i (stale-reads self-test); otherwise every client lists them in order. */
+  rotateServers?: boolean;
 }
 
 interface Worker {
@@ -53,14 +55,15 @@ export class ChaosClients {
         opTimeoutMs: this.settings.opTimeoutMs, pauseMs: this.settings.pauseMs, sdkDeadlineMs: this.settings.clientDeadlineMs,
         registers: this.settings.registers, churnDirs: this.settings.churnDirs, mix: this.settings.mix,
       };
+      const servers = this.settings.rotateServers ? this.cluster.serversFrom(i) : this.cluster.servers;
       if (driver === 'fuse') {
         // Kernel caches off: every open, lookup and stat reaches the mount, so reads show what the cluster holds.
-        const mount = await this.cluster.startMount(name, host, ['--deadline-ms', String(this.settings.clientDeadlineMs), '--attr-timeout-s', '0', '--entry-timeout-s', '0', '--negative-timeout-s', '0']);
+        const mount = await this.cluster.startMount(name, host, ['--deadline-ms', String(this.settings.clientDeadlineMs), '--attr-timeout-s', '0', '--entry-timeout-s', '0', '--negative-timeout-s', '0'], servers);
         config.mountDir = mount.dir;
         // The worker only touches the mount's files, so it runs in the runner's network namespace.
         this.spawn(name, config, undefined);
       } else {
-        config.servers = this.cluster.servers;
+        config.servers = servers;
         this.spawn(name, config, host);
       }
       this.names.push(name);

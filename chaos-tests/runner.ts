@@ -6,11 +6,14 @@
  * SDK, digests and verdict from `handlefs fsck`), run the checkers, and write
  * the run folder: history.jsonl, final-state.json, summary.json, summary.txt,
  * timeline.html, logs/. Everything it started is gone when it returns or
- * throws (also after an abort). Must never judge the history itself.
+ * throws (also after an abort). With `debugUnsafe` (the checkers' own test)
+ * every member runs wrong on purpose and the run says so loudly, in its log
+ * and its summary. Must never judge the history itself.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { DEBUG_UNSAFE_NAMES } from '../metaserver/server/meta-server-config';
 import { seededRandom } from '../raft/core/config';
 import type { CheckResult, Checker, FinalState } from './checkers/checker';
 import { ChaosClients } from './clients';
@@ -49,6 +52,44 @@ export interface ChaosOptions {
   checkers?: CheckerSuite;
   /** Keep the members' data folders even when the run passed (they are always kept after a violation). */
   keepData?: boolean;
+  /**
+   * debug-unsafe: make the cluster wrong ON PURPOSE (issue 6 §5, the checkers' own test): every member runs with
+   * these switches (chaos-tests/debug-faults/README.md). Such a run must FAIL; never use it to judge the cluster.
+   */
+  debugUnsafe?: DebugUnsafeRun;
+  /** Relative weights of the workloads (default registers 45, appends 30, churn 25). */
+  mix?: { registers: number; appends: number; churn: number };
+  /** The nemesis rhythm (default quiet 2–4 s, hold 3–6 s): shorter gives more faults per run (the self-test). */
+  rhythm?: { quietMinMs: number; quietMaxMs: number; holdMinMs: number; holdMaxMs: number };
+}
+
+export interface DebugUnsafeRun {
+  /** `--debug-unsafe` names (ack-before-commit, stale-reads, no-dedup); may be empty when only the delay is asked for. */
+  switches: string[];
+  /** `--debug-follower-apply-delay-ms`: non-leaders wait this long before each apply (widens stale reads). */
+  followerApplyDelayMs?: number;
+}
+
+/** Checks the switches (a clear error naming a bad one) and returns the members' flags; none for a normal run. */
+export function debugUnsafeArgs(debug: DebugUnsafeRun | undefined): string[] {
+  if (debug === undefined) return [];
+  const args: string[] = [];
+  for (const name of debug.switches) {
+    if (!(DEBUG_UNSAFE_NAMES as readonly string[]).includes(name)) throw new Error(`--debug-unsafe: unknown switch ${JSON.stringify(name)}; known: ${DEBUG_UNSAFE_NAMES.join(', ')}`);
+  }
+  if (new Set(debug.switches).size !== debug.switches.length) throw new Error(`--debug-unsafe names a switch twice: ${debug.switches.join(',')}`);
+  if (debug.switches.length > 0) args.push('--debug-unsafe', debug.switches.join(','));
+  const delayMs = debug.followerApplyDelayMs;
+  if (delayMs !== undefined) {
+    if (!(Number.isInteger(delayMs) && delayMs >= 0 && delayMs <= 10_000)) throw new Error(`--debug-follower-apply-delay-ms must be an integer in 0..10000, got ${delayMs}`);
+    args.push('--debug-follower-apply-delay-ms', String(delayMs));
+  }
+  return args;
+}
+
+/** The loud line a deliberately broken run prints first (and summary.txt repeats). */
+export function debugUnsafeBanner(args: readonly string[]): string {
+  return `!!!!!!!! DEBUG-UNSAFE chaos run: the cluster is WRONG ON PURPOSE (${args.join(' ')}); this run is expected to FAIL and proves nothing about handlefs !!!!!!!!`;
 }
 
 export interface ChaosResult {
@@ -95,6 +136,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const signal = options.signal ?? new AbortController().signal;
   const checkers = options.checkers ?? loadCheckers();
+  const unsafeArgs = debugUnsafeArgs(options.debugUnsafe);
+  const rhythm = options.rhythm;
+  if (rhythm && !(rhythm.quietMinMs >= 0 && rhythm.quietMinMs <= rhythm.quietMaxMs && rhythm.holdMinMs >= 500 && rhythm.holdMinMs <= rhythm.holdMaxMs && rhythm.holdMaxMs <= 600_000)) {
+    throw new Error(`rhythm must have 0 ≤ quietMin ≤ quietMax and 500 ≤ holdMin ≤ holdMax ≤ 600000 ms, got ${JSON.stringify(rhythm)}`);
+  }
+  if (unsafeArgs.length > 0) log(debugUnsafeBanner(unsafeArgs));
   const runDir = path.resolve(options.outDir);
   if (fs.existsSync(runDir) && fs.readdirSync(runDir).length > 0) throw new Error(`run folder ${runDir} is not empty`);
   fs.mkdirSync(runDir, { recursive: true });
@@ -107,7 +154,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
   const cluster = await ChaosCluster.start({
     prefix: options.prefix ?? 'hfsc', bridge: options.bridge ?? 'hfscbr0', runDir, clients: options.clients, serverArgs: SERVER_ARGS, random, originMs, log,
-    fsyncDelayHook: options.nemeses.some((n) => n.name === 'slow-disk'),
+    fsyncDelayHook: options.nemeses.some((n) => n.name === 'slow-disk'), debugUnsafeArgs: unsafeArgs,
   });
   let passed = false;
   try {
@@ -116,14 +163,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await cluster.mkdirs([REGISTER_DIR, APPEND_DIR, CHURN_ROOT, ...dirs], registers);
     const clients = new ChaosClients(cluster, {
       seed: options.seed, originMs, opTimeoutMs: OP_TIMEOUT_MS, pauseMs: OP_PAUSE_MS, clientDeadlineMs: CLIENT_DEADLINE_MS,
-      registers, churnDirs: dirs, mix: { registers: 45, appends: 30, churn: 25 },
+      registers, churnDirs: dirs, mix: options.mix ?? { registers: 45, appends: 30, churn: 25 },
+      // Stale reads show only where reads reach a follower: each client starts at a different member.
+      rotateServers: options.debugUnsafe?.switches.includes('stale-reads') === true,
     });
     try {
       await clients.start(options.clients);
       log(`clients running: ${clients.names.join(', ')}`);
       const faultPhaseStartMs = now(originMs);
       await runSchedule(cluster, options.nemeses, {
-        untilMs: faultPhaseStartMs + options.durationMs, quietMinMs: QUIET_MIN_MS, quietMaxMs: QUIET_MAX_MS, holdMinMs: HOLD_MIN_MS, holdMaxMs: HOLD_MAX_MS,
+        untilMs: faultPhaseStartMs + options.durationMs, ...(options.rhythm ?? { quietMinMs: QUIET_MIN_MS, quietMaxMs: QUIET_MAX_MS, holdMinMs: HOLD_MIN_MS, holdMaxMs: HOLD_MAX_MS }),
       }, signal, (event) => faults.push(event));
       const left = cluster.outstanding();
       if (left.length > 0) log(`healing what is left: ${left.join('; ')}`);
@@ -163,6 +212,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const summary = summarize({
       history, final, results, violationsText: checkers.summarizeViolations(results), seed: options.seed, durationMs: options.durationMs,
       nemeses: options.nemeses.map((n) => n.name), clients: clients.names, runDir, workloadEndMs,
+      debugUnsafe: unsafeArgs.length > 0 ? { switches: options.debugUnsafe!.switches, followerApplyDelayMs: options.debugUnsafe!.followerApplyDelayMs, args: unsafeArgs } : undefined,
     });
     const text = renderSummary(summary);
     fs.writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');

@@ -62,6 +62,11 @@ export interface ClusterOptions {
    * only when the slow-disk nemesis runs, since it makes members print a DEBUG-UNSAFE banner.
    */
   fsyncDelayHook: boolean;
+  /**
+   * debug-unsafe fault switches every member runs with (e.g. `--debug-unsafe stale-reads`), for the checkers' own test
+   * (selftest.test.ts): the cluster is wrong on purpose. Non-empty also sets HANDLEFS_DEBUG_UNSAFE=1 for the members.
+   */
+  debugUnsafeArgs?: string[];
   log: (line: string) => void;
 }
 
@@ -150,6 +155,16 @@ export class ChaosCluster implements ChaosControl {
     return this.memberList.map((m) => m.clientAddress);
   }
 
+  /**
+   * The members' client addresses starting at member `start` (mod the count): a fresh client's first calls go to
+   * its first server, so rotating the list per client spreads reads over followers (the stale-reads self-test).
+   */
+  serversFrom(start: number): string[] {
+    const all = this.servers.slice(0, MEMBER_COUNT);
+    const at = ((start % all.length) + all.length) % all.length;
+    return [...all.slice(at), ...all.slice(0, at)];
+  }
+
   private member(id: string): Member {
     const found = this.memberList.find((m) => m.id === id);
     if (!found) throw new Error(`no member ${JSON.stringify(id)} (have ${this.memberList.map((m) => m.id).join(', ')})`);
@@ -175,11 +190,14 @@ export class ChaosCluster implements ChaosControl {
       fs.mkdirSync(path.dirname(this.fsyncDelayFile(member.id)), { recursive: true });
       fs.writeFileSync(this.fsyncDelayFile(member.id), '0\n');
     }
+    const debugArgs = this.options.debugUnsafeArgs ?? [];
+    // Only runs that ask for a debug-unsafe hook or switch get the environment that allows them.
+    const unsafe = this.options.fsyncDelayHook || debugArgs.length > 0;
     const child = this.track(runIn(member.host, process.execPath, [
       distScript('metaserver', 'server', 'server-main.js'), '--id', member.id, '--listen', member.peerAddress, '--client-listen', member.clientAddress,
       '--metrics-listen', member.httpAddress, '--data', member.dataDir, '--peers', peers, '--clients', clients, ...this.options.serverArgs,
-      ...(join ? ['--join'] : []), ...hook,
-    ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: this.options.fsyncDelayHook ? { ...process.env, HANDLEFS_DEBUG_UNSAFE: '1' } : process.env }));
+      ...(join ? ['--join'] : []), ...hook, ...debugArgs,
+    ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: unsafe ? { ...process.env, HANDLEFS_DEBUG_UNSAFE: '1' } : process.env }));
     member.child = child;
     member.stopped = false;
     member.stderr = '';
@@ -428,11 +446,11 @@ export class ChaosCluster implements ChaosControl {
   }
 
   /** A FUSE mount of the cluster whose mount process runs inside the client's host. */
-  async startMount(client: string, host: string, extraArgs: string[]): Promise<Mount> {
+  async startMount(client: string, host: string, extraArgs: string[], servers: string[] = this.servers): Promise<Mount> {
     const dir = path.join(this.options.runDir, 'mnt', client);
     fs.mkdirSync(dir, { recursive: true });
     this.mountDirs.add(dir);
-    const child = this.track(runIn(host, process.execPath, [mountProcessScript(), dir, '--servers', this.servers.join(','), ...extraArgs], { env: mountProcessEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
+    const child = this.track(runIn(host, process.execPath, [mountProcessScript(), dir, '--servers', servers.join(','), ...extraArgs], { env: mountProcessEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr = (stderr + s).slice(-STDERR_TAIL_BYTES); });
     const log = logStream(path.join(this.options.runDir, 'logs', `mount-${client}.log`));

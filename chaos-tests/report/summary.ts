@@ -40,6 +40,15 @@ export interface RunSummary {
   violations: Array<{ checker: string; message: string; operationIds: number[] }>;
   violationsText: string;
   final: { digests: FinalState['digests']; fsckClean: boolean; files: number; versions: number };
+  /** Present only when the members ran with debug-unsafe fault switches: the cluster was wrong on purpose. */
+  debugUnsafe?: DebugUnsafeSummary;
+}
+
+export interface DebugUnsafeSummary {
+  switches: string[];
+  followerApplyDelayMs?: number;
+  /** The members' flags, as given. */
+  args: string[];
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -70,6 +79,7 @@ export function stallAfter(fault: FaultEvent, okTimes: number[], workloadEndMs: 
 export function summarize(input: {
   history: History; final: FinalState; results: CheckResult[]; violationsText: string;
   seed: number; durationMs: number; nemeses: string[]; clients: string[]; runDir: string; workloadEndMs: number;
+  debugUnsafe?: DebugUnsafeSummary;
 }): RunSummary {
   const { history, final, results } = input;
   const byOutcome: Record<Outcome, number> = { ok: 0, fail: 0, unknown: 0 };
@@ -96,6 +106,7 @@ export function summarize(input: {
     checks: results.map((r) => ({ checker: r.checker, ok: r.ok, violations: r.violations.length, stats: r.stats })),
     violations, violationsText: input.violationsText,
     final: { digests: final.digests, fsckClean: final.fsckClean, files: Object.keys(final.versions).length, versions: Object.values(final.versions).reduce((n, v) => n + v.length, 0) },
+    ...(input.debugUnsafe ? { debugUnsafe: input.debugUnsafe } : {}),
   };
 }
 
@@ -105,6 +116,9 @@ function seconds(ms: number | undefined): string {
 
 export function renderSummary(s: RunSummary): string {
   const lines: string[] = [];
+  if (s.debugUnsafe) {
+    lines.push(`!!!!!!!! DEBUG-UNSAFE: the cluster ran WRONG ON PURPOSE (${s.debugUnsafe.args.join(' ')}); a FAILED verdict is the expected one !!!!!!!!`);
+  }
   lines.push(`chaos run ${s.ok ? 'PASSED' : 'FAILED'}: seed ${s.seed}, ${seconds(s.durationMs)} of faults (${s.nemeses.join(', ')}), clients ${s.clients.join(', ')}`);
   lines.push(`run folder: ${s.runDir}`);
   lines.push('');
