@@ -8,7 +8,8 @@
 import { ChildProcess } from 'node:child_process';
 import type { Operation } from './history';
 import { ChaosCluster } from './cluster/chaos-cluster';
-import { alive, exitOf, onJsonLines, withLimit } from './cluster/processes';
+import { alive, exitOf, withLimit } from '../deploy/netns/host-process';
+import { onJsonLines } from './cluster/processes';
 import type { WorkerConfig } from './workloads/worker-main';
 
 const WORKER_READY_LIMIT_MS = 30_000;

@@ -21,7 +21,8 @@ import { mountProcessEnv } from '../../client/fuse/fuse-loader';
 import { forceUnmount, isMounted, mountProcessScript } from '../../client/fuse/mount-control';
 import type { ChaosClientHost, ChaosControl, ChaosMember } from '../nemesis/nemesis';
 import type { FinalRead, MemberStatus } from './agent-main';
-import { alive, exitOf, LineRpc, onJsonLines, sleep, withLimit } from './processes';
+import { alive, exitOf, readyLine, withLimit } from '../../deploy/netns/host-process';
+import { LineRpc, onJsonLines, sleep } from './processes';
 
 const RAFT_PORT = 7001;
 const CLIENT_PORT = 8001;
@@ -209,14 +210,7 @@ export class ChaosCluster implements ChaosControl {
       if (member.child === child) member.pid = undefined;
     });
     child.stderr!.setEncoding('utf8').on('data', (s: string) => { member.stderr = (member.stderr + s).slice(-STDERR_TAIL_BYTES); });
-    let stdout = '';
-    await withLimit(`${member.id} ready`, SERVER_READY_LIMIT_MS, new Promise<void>((resolve, reject) => {
-      child.stdout!.setEncoding('utf8').on('data', (s: string) => {
-        stdout = (stdout + s).slice(-OUTPUT_LIMIT_BYTES);
-        if (stdout.includes('"event":"ready"')) resolve();
-      });
-      child.once('exit', (code, signal) => reject(new Error(`${member.id} exited (${code ?? signal}) before it was ready: ${member.stderr.slice(-2000)}`)));
-    }));
+    await readyLine(child, member.id, SERVER_READY_LIMIT_MS, () => member.stderr);
     member.pid = child.pid;
   }
 

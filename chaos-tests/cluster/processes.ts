@@ -1,32 +1,13 @@
 /**
- * Small process helpers of the chaos runner: bounded waits, exit promises,
- * abortable sleeps and a JSON-lines request channel to a child process.
+ * Small process helpers of the chaos runner: abortable sleeps and a JSON-lines
+ * request channel to a child process (exits and bounded waits are
+ * deploy/netns/host-process.ts).
  * Owns no process: callers start and stop them. Must never wait without a
  * limit.
  */
 import { ChildProcess } from 'node:child_process';
 import * as readline from 'node:readline';
-
-export function exitOf(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
-export function alive(child: ChildProcess | undefined): child is ChildProcess {
-  return child !== undefined && child.exitCode === null && child.signalCode === null;
-}
-
-export async function withLimit<T>(what: string, limitMs: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${limitMs} ms`)), limitMs);
-  });
-  try {
-    return await Promise.race([work, limit]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { alive, exitOf, withLimit } from '../../deploy/netns/host-process';
 
 /** Sleeps `ms`, or rejects at once with the signal's reason when it aborts (Ctrl-C). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -17,6 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { runIn } from '../../../deploy/netns/exec';
+import { alive, exitOf, readyLine, withLimit } from '../../../deploy/netns/host-process';
 import { HostInfo, hostsDown, hostsUp } from '../../../deploy/netns/hosts';
 import type { MemberStatusJson } from '../../../raft/node/member-process';
 import { mountProcessEnv } from '../fuse-loader';
@@ -68,25 +69,6 @@ export interface RigOptions {
   mountHosts: number;
   /** Flags every member runs with. */
   serverArgs?: string[];
-}
-
-function exitOf(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
-function alive(child: ChildProcess | undefined): child is ChildProcess {
-  return child !== undefined && child.exitCode === null && child.signalCode === null;
-}
-
-async function withLimit<T>(what: string, limitMs: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${limitMs} ms`)), limitMs); });
-  try {
-    return await Promise.race([work, limit]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 export class MultiHostRig {
@@ -156,14 +138,7 @@ export class MultiHostRig {
     member.child = child;
     member.stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (s: string) => { member.stderr = (member.stderr + s).slice(-STDERR_TAIL_BYTES); });
-    let stdout = '';
-    await withLimit(`${member.id} ready`, SERVER_READY_LIMIT_MS, new Promise<void>((resolve, reject) => {
-      child.stdout!.setEncoding('utf8').on('data', (s: string) => {
-        stdout = (stdout + s).slice(-OUTPUT_LIMIT_BYTES);
-        if (stdout.includes('"event":"ready"')) resolve();
-      });
-      child.once('exit', (code, signal) => reject(new Error(`${member.id} exited (${code ?? signal}) before it was ready: ${member.stderr.slice(-2000)}`)));
-    }));
+    await readyLine(child, member.id, SERVER_READY_LIMIT_MS, () => member.stderr);
   }
 
   /** SIGKILL, and waits for the exit. */
