@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../../raft/node/process-cluster';
+import { clusterUpOnFreePorts } from '../../deploy/cluster-testing';
 import { forceUnmount, isMounted } from '../fuse/mount-control';
 
 const CLI = path.resolve(__dirname, '..', '..', 'bin', 'handlefs.js');
@@ -25,11 +25,7 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 
 beforeAll(async () => {
   fs.mkdirSync(mnt);
-  // Three consecutive free-looking ports per role: the cluster takes base+1.., +101.., +201...
-  const basePort = 20000 + ((await freePort()) % 20000);
-  const up = await cli('cluster', 'up', '--data', dataDir, '--base-port', String(basePort));
-  if (up.code !== 0) throw new Error(`cluster up failed: ${up.stderr}`);
-  servers = /client API[^:]*: (\S+)/.exec(up.stdout)![1];
+  ({ servers } = await clusterUpOnFreePorts(cli, dataDir));
 }, 90_000);
 
 afterAll(async () => {

@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../../raft/node/process-cluster';
+import { clusterUpOnFreePorts } from '../cluster-testing';
 
 // js-yaml 3 comes with jest (no dependency of its own is added); it has no types here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -117,10 +117,7 @@ function labelsIn(expr: string): Set<string> {
 }
 
 beforeAll(async () => {
-  basePort = 20000 + ((await freePort()) % 20000);
-  const up = await cli('cluster', 'up', '--data', dataDir, '--base-port', String(basePort));
-  if (up.code !== 0) throw new Error(`cluster up failed: ${up.stderr}`);
-  servers = /client API[^:]*: (\S+)/.exec(up.stdout)![1];
+  ({ servers, basePort } = await clusterUpOnFreePorts(cli, dataDir));
   // A few calls so the labelled request series (method, code, errno) have samples.
   await cli('cat', '/no-such-file', '--servers', servers);
   await cli('versions', '/', '--servers', servers, '--json');

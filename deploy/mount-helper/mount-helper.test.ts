@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../../raft/node/process-cluster';
+import { clusterUpOnFreePorts } from '../cluster-testing';
 import { forceUnmount, isMounted, mountProcessesOf } from '../../client/fuse/mount-control';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -44,11 +44,7 @@ async function whichOk(command: string): Promise<boolean> {
 
 beforeAll(async () => {
   for (const dir of [mnt, mntReadOnly, mntViaMount8]) fs.mkdirSync(dir);
-  // The cluster takes base+1.. (Raft), base+101.. (client API), base+201.. (/metrics).
-  const basePort = 20000 + ((await freePort()) % 20000);
-  const up = await cli('cluster', 'up', '--data', dataDir, '--base-port', String(basePort));
-  if (up.code !== 0) throw new Error(`cluster up failed: ${up.stderr}`);
-  servers = /client API[^:]*: (\S+)/.exec(up.stdout)![1];
+  ({ servers } = await clusterUpOnFreePorts(cli, dataDir));
 }, 60_000);
 
 afterAll(async () => {
