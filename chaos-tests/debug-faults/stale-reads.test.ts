@@ -10,6 +10,7 @@
  */
 import { Errno } from '../../metaserver/rules/errno';
 import { MetaTestCluster, ROOT_CALLER, ROOT_HANDLE } from '../../metaserver/server/testing';
+import { MetaClient } from '../../client/sdk';
 
 const DEBUG_ENV = { HANDLEFS_DEBUG_UNSAFE: '1' };
 const WRITES = 15;
@@ -33,6 +34,27 @@ async function staleLookups(cluster: MetaTestCluster, label: string): Promise<{ 
     else throw new Error(`Lookup ${name} on ${follower.id} answered errno ${found.reply.errno}: ${found.reply.message}`);
   }
   return { stale, seen };
+}
+
+/** An SDK client that lists a follower first and reads from it: each value it writes, read back at once. Returns the stale reads. */
+async function staleSdkReads(cluster: MetaTestCluster): Promise<{ stale: number; fresh: number }> {
+  const follower = (await cluster.followers())[0];
+  const others = cluster.members.filter((m) => m.id !== follower.id).map((m) => m.clientAddress);
+  const client = await MetaClient.connect({ servers: [follower.clientAddress, ...others], deadlineMs: 10_000, readFrom: 'first-listed' });
+  let stale = 0;
+  let fresh = 0;
+  try {
+    for (let i = 0; i < WRITES; i++) {
+      const value = `value ${i}`;
+      await client.writeFile('/sdk-register', Buffer.from(value));
+      const read = Buffer.from(await client.readFile('/sdk-register', { version: 'head' }).catch(() => Buffer.from('(missing)'))).toString();
+      if (read === value) fresh++;
+      else stale++;
+    }
+  } finally {
+    await client.close();
+  }
+  return { stale, fresh };
 }
 
 describe('stale-reads', () => {
@@ -63,4 +85,26 @@ describe('stale-reads', () => {
       await cluster.destroy();
     }
   }, 40_000);
+
+  describe('an SDK client reading from its first listed member (readFrom first-listed), that member a lagging follower', () => {
+    it('reads values older than its own acknowledged write under the switch', async () => {
+      const cluster = await MetaTestCluster.start({
+        env: DEBUG_ENV, extraArgs: ['--debug-unsafe', 'stale-reads', '--debug-follower-apply-delay-ms', String(FOLLOWER_APPLY_DELAY_MS)],
+      });
+      try {
+        expect((await staleSdkReads(cluster)).stale).toBeGreaterThanOrEqual(1);
+      } finally {
+        await cluster.destroy();
+      }
+    }, 40_000);
+
+    it('reads every acknowledged write with the same lag but without the switch (the control)', async () => {
+      const cluster = await MetaTestCluster.start({ env: DEBUG_ENV, extraArgs: ['--debug-follower-apply-delay-ms', String(FOLLOWER_APPLY_DELAY_MS)] });
+      try {
+        expect(await staleSdkReads(cluster)).toEqual({ stale: 0, fresh: WRITES });
+      } finally {
+        await cluster.destroy();
+      }
+    }, 40_000);
+  });
 });

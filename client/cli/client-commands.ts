@@ -15,7 +15,7 @@ import { STOP_LIMIT_MS, findMounts, forceUnmount, isMounted, isStale, mountProce
 import { readTokenFile } from '../../proto/tls';
 
 export const CLIENT_USAGE = `  mount <dir> --servers HOST:PORT,... [--foreground] [--policy lww|reject] [--read-only] [--allow-other]
-        [--attr-timeout-s 1] [--entry-timeout-s 1] [--deadline-ms 30000] [--cache-size-mib 256]
+        [--attr-timeout-s 1] [--entry-timeout-s 1] [--deadline-ms 30000] [--cache-size-mib 256] [--read-from leader|first-listed]
         [--metrics-address HOST:PORT] [--log FILE] [--tls-ca F [--tls-cert F --tls-key F]] [--token-file F] [--subdir /PATH]
         mount the cluster (or only its directory --subdir) on <dir> (a background daemon unless --foreground; a stale mount there is cleaned)
   umount <dir>
@@ -87,14 +87,14 @@ function defaultLogFile(dir: string): string {
 }
 
 async function mountCommand(argv: readonly string[]): Promise<number> {
-  const parsed = parse(argv, ['--servers', '--foreground', '--policy', '--read-only', '--allow-other', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--cache-size-mib', '--metrics-address', '--log', '--subdir', ...SECURITY_FLAGS]);
+  const parsed = parse(argv, ['--servers', '--foreground', '--policy', '--read-only', '--allow-other', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--cache-size-mib', '--metrics-address', '--log', '--subdir', '--read-from', ...SECURITY_FLAGS]);
   const [dir, extra] = parsed.positional;
   if (!dir || extra !== undefined) throw new UsageError('mount takes one directory');
   const servers = stringFlag(parsed, '--servers');
   if (!servers) throw new UsageError('--servers HOST:PORT,... is required');
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
   const args = ['--servers', servers];
-  for (const flag of ['--policy', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--cache-size-mib', '--metrics-address', '--subdir']) {
+  for (const flag of ['--policy', '--attr-timeout-s', '--entry-timeout-s', '--deadline-ms', '--cache-size-mib', '--metrics-address', '--subdir', '--read-from']) {
     const value = stringFlag(parsed, flag);
     if (value !== undefined) args.push(flag, value);
   }

@@ -30,6 +30,8 @@ describe('mount-process arguments', () => {
     expect(a.host.attrTimeoutS).toBe(0);
     expect(a.host.allowOther).toBe(true);
     expect(a.host.entryTimeoutS).toBe(1);
+    expect(a.readFrom).toBe('leader');
+    expect(parseMountArgs(['/tmp/m', '--servers', '127.0.0.1:1', '--read-from', 'first-listed']).readFrom).toBe('first-listed');
   });
 
   it('names the bad argument', () => {
@@ -37,5 +39,6 @@ describe('mount-process arguments', () => {
     expect(() => parseMountArgs(['/m', '--backend', 'cluster'])).toThrow(/--backend/);
     expect(() => parseMountArgs(['/m', '--backend', 'memory', '--attr-timeout-s', 'soon'])).toThrow(/--attr-timeout-s/);
     expect(() => parseMountArgs(['/m', '--backend', 'memory', '--bogus'])).toThrow(/--bogus/);
+    expect(() => parseMountArgs(['/m', '--servers', '127.0.0.1:1', '--read-from', 'nearest'])).toThrow(/--read-from must be leader or first-listed, got "nearest"/);
   });
 });

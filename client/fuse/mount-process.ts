@@ -15,8 +15,8 @@ import { MemoryBackend } from './memory-backend';
 import { MOUNT_SHUTDOWN_LIMIT_MS } from './mount-control';
 import { MountGauges, MountMetrics } from './mount-metrics';
 import { MetaBackend, resolveMountRoot } from './meta-backend';
-import { MetaClient } from '../sdk';
-import type { Policy } from '../sdk';
+import { MetaClient, READ_FROM_CHOICES } from '../sdk';
+import type { Policy, ReadFrom } from '../sdk';
 import { ClientTlsOptions, readTokenFile } from '../../proto/tls';
 
 
@@ -38,6 +38,8 @@ export interface MountArgs {
   tokenFile?: string;
   /** --subdir: the directory shown as the mount's root, from the session's root ('/a/b'); undefined: the whole tree. */
   subdir?: string;
+  /** --read-from: where lookups, stats and reads go first (client/sdk ReadFrom; default the leader). */
+  readFrom: ReadFrom;
 }
 
 const DEFAULT_CACHE_SIZE_MIB = 256;
@@ -47,7 +49,7 @@ const CACHE_SIZE_MIB_MAX = 65_536;
 
 const USAGE = 'usage: mount-process <dir> (--servers HOST:PORT,... | --backend memory) [--policy lww|reject] [--deadline-ms 30000] ' +
   '[--attr-timeout-s S] [--entry-timeout-s S] [--negative-timeout-s S] [--allow-other] [--read-only] [--op-timeout-ms MS] ' +
-  '[--cache-size-mib 256] [--metrics-address HOST:PORT] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] [--token-file FILE] [--subdir /PATH]';
+  '[--cache-size-mib 256] [--metrics-address HOST:PORT] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] [--token-file FILE] [--subdir /PATH] [--read-from leader|first-listed]';
 
 /** Parses argv (after the script name). Throws a message naming the bad argument. */
 export function parseMountArgs(argv: readonly string[]): MountArgs {
@@ -64,6 +66,7 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
   const tlsFiles: Record<string, string> = {};
   let tokenFile: string | undefined;
   let subdir: string | undefined;
+  let readFrom: ReadFrom = 'leader';
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`${flag} needs a non-negative number, got ${v}`);
@@ -110,6 +113,12 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
         subdir = parts.length === 0 ? undefined : '/' + parts.join('/');
         break;
       }
+      case '--read-from': {
+        const value = rest.shift();
+        if (!READ_FROM_CHOICES.includes(value as ReadFrom)) throw new Error(`--read-from must be ${READ_FROM_CHOICES.join(' or ')}, got ${JSON.stringify(value)}`);
+        readFrom = value as ReadFrom;
+        break;
+      }
       case '--allow-other': host.allowOther = true; break;
       case '--read-only': host.readOnly = true; break;
       default: throw new Error(`unknown argument ${flag}`);
@@ -126,7 +135,7 @@ export function parseMountArgs(argv: readonly string[]): MountArgs {
   if (('--tls-cert' in tlsFiles) !== ('--tls-key' in tlsFiles)) throw new Error('--tls-cert and --tls-key go together');
   if (('--tls-cert' in tlsFiles) && !('--tls-ca' in tlsFiles)) throw new Error('--tls-cert needs --tls-ca (the cluster CA)');
   const tls = tlsFiles['--tls-ca'] === undefined ? undefined : { caFile: tlsFiles['--tls-ca'], certFile: tlsFiles['--tls-cert'], keyFile: tlsFiles['--tls-key'] };
-  return { mountpoint: path.resolve(dir), backend, servers, policy, deadlineMs, cacheSizeBytes: cacheSizeMib * 1024 * 1024, metricsAddress, host, tls, tokenFile, subdir };
+  return { mountpoint: path.resolve(dir), backend, servers, policy, deadlineMs, cacheSizeBytes: cacheSizeMib * 1024 * 1024, metricsAddress, host, tls, tokenFile, subdir, readFrom };
 }
 
 function emit(event: Record<string, unknown>): void {
@@ -153,7 +162,7 @@ async function main(): Promise<void> {
   if (args.backend === 'memory') {
     backend = new MemoryBackend();
   } else {
-    const sdk = await MetaClient.connect({ servers: args.servers, deadlineMs: args.deadlineMs, tls: args.tls, token: args.tokenFile === undefined ? undefined : readTokenFile(args.tokenFile), clientName: `mount ${args.mountpoint} pid ${process.pid}`, logger: { info: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m), warn: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m) } });
+    const sdk = await MetaClient.connect({ servers: args.servers, deadlineMs: args.deadlineMs, readFrom: args.readFrom, tls: args.tls, token: args.tokenFile === undefined ? undefined : readTokenFile(args.tokenFile), clientName: `mount ${args.mountpoint} pid ${process.pid}`, logger: { info: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m), warn: (m, f) => log(f ? `${m} ${JSON.stringify(f)}` : m) } });
     let rootHandle: number | undefined;
     try {
       rootHandle = args.subdir === undefined ? undefined : await resolveMountRoot(sdk, args.subdir);

@@ -51,3 +51,4 @@ export const ECANCELED = errnoOf('ECANCELED');
 export const ENOTDIR = errnoOf('ENOTDIR');
 export const ELOOP = errnoOf('ELOOP');
 export const EBUSY = errnoOf('EBUSY');
+export const EISDIR = errnoOf('EISDIR');

@@ -26,7 +26,19 @@ export interface ChannelOptions {
   logger?: Logger;
   /** TLS and the bearer token (proto/tls.ts), shared by Meta and BlockPeer calls; plaintext if absent. */
   security?: ClientSecurity;
+  /** Where read-only calls go first (default 'leader'); see ReadFrom. */
+  readFrom?: ReadFrom;
 }
+
+/**
+ * 'leader': every call goes to the leader guess. 'first-listed': read-only
+ * calls go to the first configured server first (a member near the client),
+ * taking read load off the leader; they stay linearizable because a member
+ * confirms a read index with the leader before it answers (like etcd's
+ * follower reads). Mutations always follow the leader.
+ */
+export type ReadFrom = 'leader' | 'first-listed';
+export const READ_FROM_CHOICES: readonly ReadFrom[] = ['leader', 'first-listed'];
 
 /** Counters for tests and operators (monotonic). */
 export interface CallStats {
@@ -88,7 +100,8 @@ export class LeaderChannel {
    * ones throw MetaError (INVALID_ARGUMENT → EINVAL, others EIO).
    */
   async call<Res>(method: p.MetaMethod, request: unknown, deadlineAt: number): Promise<Res> {
-    let target = this.leaderGuess ?? this.addresses[0];
+    const readNearby = this.options.readFrom === 'first-listed' && !isLeaderOnly(method);
+    let target = readNearby ? this.addresses[0] : this.leaderGuess ?? this.addresses[0];
     let lastError = 'no attempt made';
     let failures = 0;
     let redirectsInARow = 0;

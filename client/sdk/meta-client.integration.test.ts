@@ -63,6 +63,32 @@ describe('MetaClient on a real 3-member cluster', () => {
     });
   });
 
+  describe('reading from the first listed member', () => {
+    it('reads every acknowledged write back through the first listed follower, mutations following the leader', async () => {
+      const [follower] = await cluster.followers();
+      const leader = await cluster.leader();
+      const nearby = await MetaClient.connect({ servers: [follower.clientAddress, leader.clientAddress], deadlineMs: DEADLINE_MS, readFrom: 'first-listed' });
+      try {
+        for (let i = 0; i < 20; i++) {
+          await nearby.writeFile('/sdk/nearby', Buffer.from(`value ${i}`));
+          // ReadIndex on the follower: it answers only once it applied the write just acknowledged.
+          expect(Buffer.from(await nearby.readFile('/sdk/nearby', { version: 'head' })).toString()).toBe(`value ${i}`);
+        }
+        // Reads never redirect (a follower serves them); the leader guess stays the leader for mutations.
+        // (That reads do reach the follower: chaos-tests/debug-faults/stale-reads.test.ts, where they go stale.)
+        expect(nearby.stats.calls.redirects).toBe(1);
+        expect(nearby.leaderAddress).toBe(leader.clientAddress);
+      } finally {
+        await nearby.close();
+      }
+    });
+
+    it('refuses an unknown readFrom with EINVAL before connecting', async () => {
+      const bad = MetaClient.connect({ servers: cluster.members.map((m) => m.clientAddress), readFrom: 'nearest' as never });
+      await expect(bad).rejects.toThrow(/readFrom must be one of leader, first-listed, got "nearest"/);
+    });
+  });
+
   describe('namespace', () => {
     it('creates, looks up, lists, renames and removes entries with POSIX answers as MetaError', async () => {
       const sub = await client.mkdir(dir, 'ns', 0o750);
@@ -212,6 +238,18 @@ describe('MetaClient on a real 3-member cluster', () => {
       expect(Buffer.from(await client.readFile('/sdk/flip')).toString()).toBe('short again');
       // History keeps each content: version 2 was `small`, 3 `big`.
       expect(Buffer.compare(Buffer.from(await client.readFile('/sdk/flip', { version: 3 })), big)).toBe(0);
+    });
+
+    it.each([10, 3 * 1024 * 1024 + 7])("reads the head of %d bytes with version 'head' without opening an fh (no log entry)", async (sizeBytes) => {
+      const data = patternBytes(sizeBytes, sizeBytes + 3);
+      const path = `/sdk/head-${sizeBytes}`;
+      await client.writeFile(path, patternBytes(5, 1));
+      await client.writeFile(path, data);
+      const opensBefore = client.stats.calls.attempts.Open ?? 0;
+      expect(Buffer.compare(Buffer.from(await client.readFile(path, { version: 'head' })), data)).toBe(0);
+      expect(client.stats.calls.attempts.Open ?? 0).toBe(opensBefore);
+      expect(await errnoOf(client.readFile('/sdk', { version: 'head' }))).toBe('EISDIR');
+      expect(await errnoOf(client.readFile('/sdk/no-such-file', { version: 'head' }))).toBe('ENOENT');
     });
 
     it('lists versions, reads one, and restores it as a new head', async () => {

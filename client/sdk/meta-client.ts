@@ -11,7 +11,7 @@ import * as p from '../../proto/meta-proto';
 import { CommitConflictError, EBUSY, EINVAL, EIO, ENOENT, ENOTCONN, MetaError } from './errors';
 import { BlockUploader, UploadStats } from './block-uploader';
 import { GetAttrCoalescer } from './getattr-coalescer';
-import { CallStats, LeaderChannel, Logger } from './leader-channel';
+import { CallStats, LeaderChannel, Logger, READ_FROM_CHOICES, ReadFrom } from './leader-channel';
 import { ClientSecurity, ClientTlsOptions, clientSecurityFromFiles } from '../../proto/tls';
 import { SessionKeeper } from './session-keeper';
 import * as paths from './paths';
@@ -44,6 +44,8 @@ export interface MetaClientOptions {
   tls?: ClientTlsOptions;
   /** A bearer token sent with every call (servers started with --auth-token-file). */
   token?: string;
+  /** Where read-only calls go first: 'leader' (default) or 'first-listed' (the first of `servers`; leader-channel.ts ReadFrom). */
+  readFrom?: ReadFrom;
 }
 
 export type FileType = 'reg' | 'fifo' | 'sock' | 'chr' | 'blk';
@@ -101,13 +103,16 @@ export class MetaClient {
     const minBackoffMs = options.minBackoffMs ?? 25;
     const maxBackoffMs = options.maxBackoffMs ?? 1_000;
     if (!(minBackoffMs > 0 && maxBackoffMs >= minBackoffMs)) throw new MetaError(EINVAL, `backoff bounds must be 0 < min ≤ max, got ${minBackoffMs}..${maxBackoffMs}`);
+    if (options.readFrom !== undefined && !READ_FROM_CHOICES.includes(options.readFrom)) {
+      throw new MetaError(EINVAL, `readFrom must be one of ${READ_FROM_CHOICES.join(', ')}, got ${JSON.stringify(options.readFrom)}`);
+    }
     let security: ClientSecurity;
     try {
       security = clientSecurityFromFiles(options.tls, options.token);
     } catch (error) {
       throw new MetaError(EINVAL, (error as Error).message);
     }
-    const channel = new LeaderChannel({ servers: options.servers, minBackoffMs, maxBackoffMs, attemptTimeoutMs: options.attemptTimeoutMs ?? Math.min(deadlineMs, 5_000), logger: options.logger, security });
+    const channel = new LeaderChannel({ servers: options.servers, minBackoffMs, maxBackoffMs, attemptTimeoutMs: options.attemptTimeoutMs ?? Math.min(deadlineMs, 5_000), logger: options.logger, security, readFrom: options.readFrom });
     const session = new SessionKeeper(channel, {
       ttlMs: options.sessionTtlMs ?? 0, clientName: options.clientName ?? `handlefs-sdk-${process.pid}`, minBackoffMs, maxBackoffMs,
       logger: options.logger, onSessionReplaced: options.onSessionReplaced,
@@ -383,7 +388,12 @@ export class MetaClient {
     return paths.resolve(this, path, caller, opts.followLast === true);
   }
 
-  readFile(path: string, opts: { version?: number } = {}, caller?: p.Caller): Promise<Uint8Array> {
+  /**
+   * A whole file. Without `version`: through an fh that pins the head (an Open, one log entry).
+   * `version: 'head'`: the head as of a linearizable lookup, fetched as a kept version (no log entry;
+   * looked up again if retention drops it meanwhile). A number: that kept version.
+   */
+  readFile(path: string, opts: { version?: number | 'head' } = {}, caller?: p.Caller): Promise<Uint8Array> {
     return paths.readFile(this, path, opts, caller);
   }
 

@@ -8,7 +8,7 @@
  */
 import type * as p from '../../proto/meta-proto';
 import { BLOCK_SIZE_BYTES, INLINE_LIMIT_BYTES } from './constants';
-import { EINVAL, EIO, ELOOP, MetaError } from './errors';
+import { EINVAL, EIO, EISDIR, ELOOP, ENOENT, MetaError } from './errors';
 import type { CommitContent, CommitOutcome, MetaClient, Policy } from './meta-client';
 
 /** Blocks uploaded or fetched at once by one whole-file call. */
@@ -17,6 +17,8 @@ export const PARALLEL_BLOCKS = 4;
 const SYMLINK_HOPS_MAX = 40;
 /** Components of one path (a 4,096-byte PATH_MAX holds at most 2,048). */
 const COMPONENTS_MAX = 4_096;
+/** Lookups of a head read whose version retention dropped before its bytes were fetched (each a newer head). */
+const HEAD_READ_ATTEMPTS_MAX = 5;
 
 /** Runs the tasks, at most `limit` at a time; the first failure rejects (the rest still settle). */
 export async function boundedParallel(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
@@ -81,7 +83,8 @@ async function parentOf(client: MetaClient, path: string, caller: p.Caller | und
   return { parent: await resolve(client, parentPath, caller, false), name };
 }
 
-export async function readFile(client: MetaClient, path: string, opts: { version?: number }, caller: p.Caller | undefined): Promise<Uint8Array> {
+export async function readFile(client: MetaClient, path: string, opts: { version?: number | 'head' }, caller: p.Caller | undefined): Promise<Uint8Array> {
+  if (opts.version === 'head') return readHead(client, path, caller);
   const attr = await resolve(client, path, caller, true);
   if (opts.version !== undefined) return (await client.getVersion(attr.handle, opts.version, caller)).content;
   const opened = await client.open(attr.handle, { read: true, write: false, append: false }, caller);
@@ -91,6 +94,24 @@ export async function readFile(client: MetaClient, path: string, opts: { version
     return data;
   } finally {
     await client.release(opened.fh);
+  }
+}
+
+/**
+ * The head version named by a linearizable lookup, read as a kept version: no fh, so no log entry.
+ * Versions never change, so the bytes are the head's at the lookup whenever they are fetched; only
+ * retention can drop that version (or its blocks) meanwhile (ENOENT), and then the path is looked up again.
+ */
+async function readHead(client: MetaClient, path: string, caller: p.Caller | undefined): Promise<Uint8Array> {
+  for (let attempt = 1; ; attempt++) {
+    const attr = await resolve(client, path, caller, true);
+    if (attr.type !== 'reg') throw new MetaError(attr.type === 'dir' ? EISDIR : EINVAL, `${path}: not a regular file (${attr.type})`);
+    if (!attr.headVersion) throw new MetaError(EIO, `${path}: the server named no head version for handle ${attr.handle}`);
+    try {
+      return (await client.getVersion(attr.handle, attr.headVersion, caller)).content;
+    } catch (error) {
+      if (!(error instanceof MetaError && error.errno === ENOENT) || attempt >= HEAD_READ_ATTEMPTS_MAX) throw error;
+    }
   }
 }
 
