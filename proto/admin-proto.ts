@@ -40,6 +40,14 @@ export interface ReferencedBlocksRequest { afterId: string; limit: number }
 export interface ReferencedBlocksReply { ids: string[]; more: boolean }
 export type FsckRepairRequest = Record<string, never>;
 export interface FsckRepairReply { id: string; index: number; nlinkFixed: number[]; collected: number[]; skipped: string[]; notRepairable: string[] }
+export interface SessionsRequest { limit: number }
+export interface SessionInfo {
+  id: number; clientName: string; ttlMs: number; createdAtMs: number; fhs: number; tracked: boolean; sinceKeepAliveMs: number; expiresInMs: number;
+}
+export interface SessionsReply {
+  id: string; term: number; appliedIndex: number; wallClockMs: number; expiryIntervalMs: number; maxExpiriesPerRound: number;
+  sessions: SessionInfo[]; truncated: boolean; total: number; untracked: number; overdue: number;
+}
 
 const root = protobuf.loadSync(protoPath('admin.proto'));
 
@@ -57,6 +65,7 @@ export const adminService = {
   FsckScan: method<FsckScanRequest, FsckScanReply>('FsckScan', 'FsckScanRequest', 'FsckScanReply'),
   ReferencedBlocks: method<ReferencedBlocksRequest, ReferencedBlocksReply>('ReferencedBlocks', 'ReferencedBlocksRequest', 'ReferencedBlocksReply'),
   FsckRepair: method<FsckRepairRequest, FsckRepairReply>('FsckRepair', 'FsckRepairRequest', 'FsckRepairReply'),
+  Sessions: method<SessionsRequest, SessionsReply>('Sessions', 'SessionsRequest', 'SessionsReply'),
 } satisfies grpc.ServiceDefinition;
 
 export type AdminMethod = keyof typeof adminService;

@@ -224,3 +224,54 @@ export function unreachableCluster(answers: Answer[]): CallError {
   return new CallError(answers.map((x) => x.address).join(','), grpc.status.UNAVAILABLE,
     `the cluster is unreachable: no server answered (${answers.map((x) => x.error?.message ?? x.address).join('; ')})`, { unreachable: true });
 }
+
+/** The leader's session listing as `listSessions` answers it (proto/admin.proto SessionsReply, with the leader named). */
+export interface SessionList {
+  leaderId: string;
+  term: number;
+  appliedIndex: number;
+  /** The leader's wall clock when it answered (ms since the epoch). */
+  wallClockMs: number;
+  /** How often the leader looks for overdue sessions: an overdue session goes within about this (+ a commit), fewer than maxExpiriesPerRound at a time. */
+  expiryIntervalMs: number;
+  maxExpiriesPerRound: number;
+  /** Untracked first, then the soonest to expire, then by id. */
+  sessions: a.SessionInfo[];
+  truncated: boolean;
+  /** Sessions in the state; untracked and overdue count over all of them. */
+  total: number;
+  untracked: number;
+  overdue: number;
+}
+
+export const SESSIONS_DEADLINE_MS = 10_000;
+/** Sessions one listing returns at most (the server's bound). */
+export const SESSIONS_LIMIT_MAX = 10_000;
+
+/**
+ * Every client session as the leader sees it (`handlefs sessions --json`).
+ * `servers`: one or more members' client addresses ("h:p", "h:p,h:p" or a
+ * list); the call finds and follows the leader. Rejects with a CallError
+ * (code, message naming the server) when no leader answers, and with a
+ * UsageError for a malformed address or limit.
+ */
+export async function listSessions(
+  servers: string | readonly string[],
+  security: ClientSecurity = PLAINTEXT,
+  options: { limit?: number; deadlineMs?: number } = {},
+): Promise<SessionList> {
+  const client = new AdminClient(parseServers(typeof servers === 'string' ? servers : servers.join(',')), security);
+  try {
+    const limit = options.limit ?? 0;
+    if (!Number.isInteger(limit) || limit < 0 || limit > SESSIONS_LIMIT_MAX) throw new UsageError(`limit must be an integer in 0..${SESSIONS_LIMIT_MAX} (0 = all up to ${SESSIONS_LIMIT_MAX}), got ${limit}`);
+    const outcome = await client.onLeader('Sessions', { limit }, options.deadlineMs ?? SESSIONS_DEADLINE_MS);
+    if (outcome.error) throw outcome.error;
+    const r = outcome.reply;
+    return {
+      leaderId: r.id, term: r.term, appliedIndex: r.appliedIndex, wallClockMs: r.wallClockMs, expiryIntervalMs: r.expiryIntervalMs, maxExpiriesPerRound: r.maxExpiriesPerRound,
+      sessions: r.sessions, truncated: r.truncated, total: r.total, untracked: r.untracked, overdue: r.overdue,
+    };
+  } finally {
+    client.close();
+  }
+}

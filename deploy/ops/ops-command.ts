@@ -5,6 +5,7 @@
  *   handlefs member list|add|remove|promote ...
  *   handlefs leader transfer [--to ID]
  *   handlefs snapshot --member ID
+ *   handlefs sessions --servers H:P,... [--json] [--limit N]
  * They speak proto/admin.proto to the members' client ports (admin-client.ts).
  * Owns argument checks, the order of steps of each command, what it prints
  * (results on stdout, progress and errors on stderr) and exit codes: 0 done
@@ -15,7 +16,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type * as a from '../../proto/admin-proto';
 import { parseHostPort } from '../../raft/transport/options';
-import { AdminClient, Answer, CallError, UsageError, describeSweep, parseServers, sleep, unreachableCluster } from './admin-client';
+import { AdminClient, Answer, CallError, SESSIONS_LIMIT_MAX, SessionList, UsageError, describeSweep, listSessions, parseServers, sleep, unreachableCluster } from './admin-client';
 import { clusterStatus, renderStatusTable } from './cluster-status';
 import { ProgressBar } from './progress';
 import type { ClientSecurity } from '../../proto/tls';
@@ -45,6 +46,10 @@ export const OPS_USAGE = `  status --servers H:P,... [--json]
         hand leadership over and wait until the new leader is in place
   snapshot --member ID --servers H:P,...
         take a snapshot on one member now and compact its log
+  sessions --servers H:P,... [--json] [--limit N]
+        every client session as the leader sees it: client, TTL, time since its last keepalive, time left,
+        open fhs; OVERDUE (past its TTL, expiry not applied yet) and UNTRACKED (the leader would never
+        expire it) marked; exits 1 when any session is untracked (--limit: at most N listed, 1..10000)
 `;
 
 interface Parsed {
@@ -264,6 +269,45 @@ async function snapshot(client: AdminClient, id: string): Promise<number> {
   return 0;
 }
 
+// ---- sessions ------------------------------------------------------------------------
+
+function sessionsTable(list: SessionList): string {
+  const header = ['id', 'client', 'ttl', 'since keepalive', 'expires in', 'fhs', 'state'];
+  const rows = list.sessions.map((s) => [
+    String(s.id), s.clientName || '-', `${s.ttlMs} ms`,
+    s.tracked ? `${s.sinceKeepAliveMs} ms` : '-',
+    s.tracked ? `${s.expiresInMs} ms` : '-',
+    String(s.fhs),
+    !s.tracked ? 'UNTRACKED' : s.expiresInMs < 0 ? 'OVERDUE' : 'live',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const shown = list.truncated ? `${list.sessions.length} of ${list.total} sessions listed` : `${list.total} session${list.total === 1 ? '' : 's'}`;
+  const summary = `${shown} on leader ${list.leaderId} (term ${list.term}); ${list.overdue} overdue, ${list.untracked} untracked; overdue sessions are expired every ${list.expiryIntervalMs} ms`;
+  return [line(header), ...rows.map(line), summary].join('\n') + '\n';
+}
+
+async function sessions(parsed: Parsed, limit: number): Promise<number> {
+  let list: SessionList;
+  try {
+    list = await listSessions(serversOf(parsed), securityOf(parsed), { limit });
+  } catch (error) {
+    if (error instanceof CallError) fail(error);
+    throw error;
+  }
+  if (parsed.json) out(JSON.stringify(list, null, 2) + '\n');
+  else out(sessionsTable(list));
+  if (list.untracked > 0) process.stderr.write(`handlefs sessions: ${list.untracked} session${list.untracked === 1 ? ' is' : 's are'} in the state but not tracked by leader ${list.leaderId}: they would never expire\n`);
+  return list.untracked > 0 ? 1 : 0;
+}
+
+function limitOf(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const limit = Number(value);
+  if (!Number.isInteger(limit) || limit < 1 || limit > SESSIONS_LIMIT_MAX) throw new UsageError(`--limit must be an integer in 1..${SESSIONS_LIMIT_MAX}, got ${JSON.stringify(value)}`);
+  return limit;
+}
+
 // ---- dispatch ----------------------------------------------------------------------
 
 async function withClient(parsed: Parsed, run: (client: AdminClient) => Promise<number>): Promise<number> {
@@ -345,14 +389,22 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       const id = memberId('snapshot --member', parsed.values.get('--member'));
       return withClient(parsed, (client) => snapshot(client, id));
     }
+    case 'sessions': {
+      const parsed = parseArgs(args, ['--servers', '--limit']);
+      noMorePositionals(parsed, 0);
+      const limit = limitOf(parsed.values.get('--limit'));
+      serversOf(parsed);
+      securityOf(parsed);
+      return sessions(parsed, limit);
+    }
     default:
       throw new UsageError(`unknown operator command ${JSON.stringify(command)}`);
   }
 }
 
-export const OPS_COMMANDS = new Set(['status', 'member', 'leader', 'snapshot']);
+export const OPS_COMMANDS = new Set(['status', 'member', 'leader', 'snapshot', 'sessions']);
 
-/** `handlefs status|member|leader|snapshot ...`; returns the exit code. */
+/** `handlefs status|member|leader|snapshot|sessions ...`; returns the exit code. */
 export async function runOpsCommand(command: string, args: string[]): Promise<number> {
   const name = command === 'member' || command === 'leader' ? `${command} ${args[0] ?? ''}`.trim() : command;
   try {

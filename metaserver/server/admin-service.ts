@@ -5,7 +5,8 @@
  * after handing leadership over), leadership transfer and a snapshot now.
  * Registered on the client port beside Meta, as etcd serves Cluster and
  * Maintenance on its client URL; fsck's calls are fsck-admin.ts's (read-only
- * scans of the state, and the leader's repair proposal). Owns request checks and the refusals that
+ * scans of the state, and the leader's repair proposal), the leader's session
+ * listing is sessions-admin.ts's. Owns request checks and the refusals that
  * protect a quorum; the Raft rules themselves stay in raft/ (the core refuses
  * what it must refuse). Must never change anything when it answers an error,
  * and never touch the metadata state machine.
@@ -23,6 +24,7 @@ import { parseHostPort } from '../../raft/transport/options';
 import { isMalformedRequest } from '../../proto/grpc-method';
 import * as a from '../../proto/admin-proto';
 import { FsckAdmin, FsckRequestError } from './fsck-admin';
+import { SessionsAdmin, SessionsRequestError } from './sessions-admin';
 
 /** Member ids as --peers accepts them (raft/node/server-config.ts). */
 const MEMBER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -48,6 +50,8 @@ export interface AdminServiceOptions {
   version?: string;
   /** fsck's read-only scans of the state (fsck-admin.ts); without it FsckScan and ReferencedBlocks answer UNIMPLEMENTED. */
   fsck?: FsckAdmin;
+  /** The leader's session listing (sessions-admin.ts); without it Sessions answers UNIMPLEMENTED. */
+  sessions?: SessionsAdmin;
 }
 
 class AdminError extends Error {
@@ -110,6 +114,7 @@ export class AdminService {
       FsckScan: (request: a.FsckScanRequest) => this.fsck().fsckScan(request),
       ReferencedBlocks: (request: a.ReferencedBlocksRequest) => this.fsck().referencedBlocks(request),
       FsckRepair: () => this.fsck().fsckRepair(),
+      Sessions: (request: a.SessionsRequest) => this.sessions(request),
     };
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, handler] of Object.entries(handlers) as Array<[string, (request: unknown) => Promise<unknown>]>) {
@@ -276,6 +281,13 @@ export class AdminService {
     return this.options.fsck;
   }
 
+  private async sessions(request: a.SessionsRequest): Promise<a.SessionsReply> {
+    if (!this.options.sessions) throw new AdminError(grpc.status.UNIMPLEMENTED, 'this server was started without the session listing');
+    const status = this.node.status();
+    if (status.role !== 'leader') throw this.notLeader(status.leaderId, 'sessions are listed by the leader');
+    return this.options.sessions.sessions(request);
+  }
+
   // ---- checks --------------------------------------------------------------------
 
   private leaderStatus(): RaftNodeStatus {
@@ -321,7 +333,7 @@ export class AdminService {
 
   private statusOf(method: string, error: unknown): Partial<grpc.StatusObject> {
     if (error instanceof AdminError) return { code: error.code, details: error.message, metadata: error.metadata };
-    if (error instanceof FsckRequestError) return { code: error.code, details: error.message };
+    if (error instanceof FsckRequestError || error instanceof SessionsRequestError) return { code: error.code, details: error.message };
     if (error instanceof NotLeaderError) {
       const notLeader = this.notLeader(error.leaderId, 'not the leader');
       return { code: notLeader.code, details: notLeader.message, metadata: notLeader.metadata };

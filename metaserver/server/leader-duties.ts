@@ -16,7 +16,7 @@ import { CommandResult, MetaStateMachine } from '../state/meta-state-machine';
 import { MAX_BLOCK_IDS_PER_COMMAND } from '../state/block-refs';
 import { RetainResult } from '../state/history-ops';
 import { MetaMetrics } from './meta-metrics';
-import { SessionTracker } from './sessions';
+import { SessionLiveness, SessionTracker } from './sessions';
 
 export interface LeaderDutiesOptions {
   requestTimeoutMs: number;
@@ -34,6 +34,19 @@ export interface LeaderDutiesOptions {
   monotonicMs: () => number;
   logger: RaftLogger;
   metrics?: MetaMetrics;
+  /** debug-unsafe no-session-expiry (HANDLEFS_DEBUG_UNSAFE=1 only): sessions that ran out are never expired. */
+  debugNoSessionExpiry?: boolean;
+}
+
+/** The leader's tracker as the Admin session listing reads it, at one moment. */
+export interface TrackedView {
+  /** The term whose sessions the tracker holds. */
+  term: number;
+  wallClockMs: number;
+  expiryIntervalMs: number;
+  maxExpiriesPerRound: number;
+  /** A tracked session's liveness at the view's moment; undefined when the tracker does not know it. */
+  liveness(sessionId: number): SessionLiveness | undefined;
 }
 
 /** Sessions opened while the leader is still loading its list, remembered until it is loaded. */
@@ -86,10 +99,28 @@ export class LeaderDuties {
 
   /** The session's TTL after this keepalive, or undefined when the leader does not know it (expired, closed). Leader only. */
   keepAlive(sessionId: number): number | undefined {
+    if (this.trackedView() === undefined) throw new NodeStoppedError('this leader is still loading its sessions; retry shortly');
+    return this.tracker.keepAlive(sessionId, this.options.monotonicMs());
+  }
+
+  /**
+   * A read-only view of the keepalive tracker for the Admin session listing:
+   * NotLeaderError on a follower, undefined while this leader has not loaded
+   * its term's sessions yet (the same condition keepAlive waits for). Read
+   * the view at once: leadership may change at the next await.
+   */
+  trackedView(): TrackedView | undefined {
     const status = this.node.status();
     if (status.role !== 'leader') throw new NotLeaderError(status.leaderId, '');
-    if (!this.tracker.isLeading || this.trackedTerm !== status.term) throw new NodeStoppedError('this leader is still loading its sessions; retry shortly');
-    return this.tracker.keepAlive(sessionId, this.options.monotonicMs());
+    if (!this.tracker.isLeading || this.trackedTerm !== status.term) return undefined;
+    const nowMs = this.options.monotonicMs();
+    return {
+      term: status.term,
+      wallClockMs: this.options.wallClockMs(),
+      expiryIntervalMs: this.options.expiryIntervalMs,
+      maxExpiriesPerRound: this.options.maxExpiriesPerRound,
+      liveness: (sessionId) => this.tracker.liveness(sessionId, nowMs),
+    };
   }
 
   sessionClosed(sessionId: number): void {
@@ -152,6 +183,7 @@ export class LeaderDuties {
   }
 
   private async expireSessions(): Promise<void> {
+    if (this.options.debugNoSessionExpiry === true) return;
     for (const sessionId of this.tracker.expiredAt(this.options.monotonicMs(), this.options.maxExpiriesPerRound)) {
       const result = await this.propose({ op: 'expireSession', sessionId, nowMs: this.options.wallClockMs() });
       this.tracker.forget(sessionId);

@@ -24,7 +24,7 @@ export const META_USAGE = `usage: node dist/metaserver/server/server-main.js --i
   --tls-ca/--tls-cert/--tls-key (all three or none): TLS on the client port and mutual TLS between members;
   --client-auth cert: clients must present a certificate signed by the CA; --auth-token-file: bearer tokens (docs/security.md).
   Chaos-test fault switches, refused unless HANDLEFS_DEBUG_UNSAFE=1 (they make the cluster wrong on purpose):
-  [--debug-unsafe ack-before-commit,stale-reads,no-dedup] [--debug-follower-apply-delay-ms N]
+  [--debug-unsafe ack-before-commit,stale-reads,no-dedup,no-session-expiry] [--debug-follower-apply-delay-ms N]
   [--debug-fsync-delay-ms N] [--debug-fsync-delay-file FILE] (chaos-tests/debug-faults/README.md).`;
 
 /**
@@ -32,9 +32,10 @@ export const META_USAGE = `usage: node dist/metaserver/server/server-main.js --i
  * cluster wrong in the way one chaos checker must catch.
  *   ack-before-commit: a mutation is answered before its entry is committed;
  *   stale-reads: reads skip ReadIndex and answer from local state on any member;
- *   no-dedup: the state machine applies a retried (session, sequence) again.
+ *   no-dedup: the state machine applies a retried (session, sequence) again;
+ *   no-session-expiry: the leader never expires a session (nor its fhs).
  */
-export const DEBUG_UNSAFE_NAMES = ['ack-before-commit', 'stale-reads', 'no-dedup'] as const;
+export const DEBUG_UNSAFE_NAMES = ['ack-before-commit', 'stale-reads', 'no-dedup', 'no-session-expiry'] as const;
 export type DebugUnsafeName = (typeof DEBUG_UNSAFE_NAMES)[number];
 /** The largest follower apply delay (--debug-follower-apply-delay-ms): a lagging follower, not a stopped one. */
 const MAX_DEBUG_FOLLOWER_APPLY_DELAY_MS = 10_000;

@@ -31,6 +31,7 @@ import { MetaService } from './meta-service';
 import { adminService } from '../../proto/admin-proto';
 import { AdminService } from './admin-service';
 import { FsckAdmin } from './fsck-admin';
+import { SessionsAdmin } from './sessions-admin';
 import { clientSecurity, serverCredentials } from '../../proto/tls';
 import { AuthenticatingServer } from './client-auth';
 import { SubtreeGuard } from './subtree-guard';
@@ -91,6 +92,7 @@ async function run(config: MetaServerConfig): Promise<void> {
     monotonicMs: () => performance.now(),
     logger,
     metrics,
+    debugNoSessionExpiry: config.debugUnsafe.has('no-session-expiry'), // debug-unsafe: false in any normal run
   });
   const service = new MetaService(node, state, blocks, duties, {
     clientAddresses: config.clientAddresses,
@@ -114,7 +116,10 @@ async function run(config: MetaServerConfig): Promise<void> {
   widenServerFlowWindows(server);
   server.addService(metaService, instrumentHandlers(service.implementation(), metrics));
   blocks.addTo(server);
-  server.addService(adminService, new AdminService(node, { clientAddresses: config.clientAddresses, requestTimeoutMs: REQUEST_TIMEOUT_MS, logger, fsck: new FsckAdmin(state.scans, raftConfig.id, node) }).implementation());
+  const sessionsAdmin = new SessionsAdmin({ node, sessions: () => state.query.sessions(), trackedView: () => duties.trackedView(), readIndexTimeoutMs: REQUEST_TIMEOUT_MS });
+  server.addService(adminService, new AdminService(node, {
+    clientAddresses: config.clientAddresses, requestTimeoutMs: REQUEST_TIMEOUT_MS, logger, fsck: new FsckAdmin(state.scans, raftConfig.id, node), sessions: sessionsAdmin,
+  }).implementation());
   let clientPort: number;
   try {
     clientPort = await new Promise<number>((resolve, reject) => {

@@ -84,4 +84,58 @@ describe('the leader\'s session keepalive tracking', () => {
     expect(() => new SessionTracker({ maxSessions: 0 })).toThrow(/bad options/);
     expect(() => new SessionTracker({ maxSessions: 10 }).becomeLeader([{ id: 1, ttlMs: 0 }], 0)).toThrow(/TTL 0/);
   });
+
+  describe('what an operator reads of a session (liveness)', () => {
+    it('counts the time since the last keepalive and what is left of the TTL', () => {
+      const t = tracker();
+      t.becomeLeader([], 0);
+      t.opened(7, TTL_MS, 1_000);
+      expect(t.liveness(7, 1_000)).toEqual({ ttlMs: TTL_MS, sinceKeepAliveMs: 0, expiresInMs: TTL_MS });
+      expect(t.liveness(7, 4_000)).toEqual({ ttlMs: TTL_MS, sinceKeepAliveMs: 3_000, expiresInMs: TTL_MS - 3_000 });
+      t.keepAlive(7, 5_000);
+      expect(t.liveness(7, 5_500)).toEqual({ ttlMs: TTL_MS, sinceKeepAliveMs: 500, expiresInMs: TTL_MS - 500 });
+    });
+
+    it('shows an overdue session whose expiry is not applied yet with a negative time left, exactly when expiredAt names it', () => {
+      const t = tracker();
+      t.becomeLeader([], 0);
+      t.opened(7, TTL_MS, 0);
+      expect(t.liveness(7, TTL_MS)!.expiresInMs).toBe(0);
+      expect(t.expiredAt(TTL_MS, 10)).toEqual([7]);
+      expect(t.liveness(7, TTL_MS + 250)!.expiresInMs).toBe(-250);
+    });
+
+    it('counts an inherited session from the takeover, with its own TTL', () => {
+      const t = tracker();
+      t.becomeLeader([{ id: 3, ttlMs: TAKEOVER_MS }], 50_000);
+      expect(t.liveness(3, 51_000)).toEqual({ ttlMs: TAKEOVER_MS, sinceKeepAliveMs: 1_000, expiresInMs: TAKEOVER_MS - 1_000 });
+    });
+
+    it('never shows a negative time since the keepalive when the clock steps back', () => {
+      const t = tracker();
+      t.becomeLeader([], 0);
+      t.opened(1, TTL_MS, 5_000);
+      expect(t.liveness(1, 4_000)).toEqual({ ttlMs: TTL_MS, sinceKeepAliveMs: 0, expiresInMs: TTL_MS });
+    });
+
+    it('knows nothing of a session forgotten, never opened, or after stepping down', () => {
+      const t = tracker();
+      t.becomeLeader([{ id: 1, ttlMs: TTL_MS }, { id: 2, ttlMs: TTL_MS }], 0);
+      t.forget(1);
+      expect(t.liveness(1, 10)).toBeUndefined();
+      expect(t.liveness(99, 10)).toBeUndefined();
+      expect(t.liveness(2, 10)).toBeDefined();
+      t.stepDown();
+      expect(t.liveness(2, 10)).toBeUndefined();
+    });
+
+    it('changes nothing: reading a session neither refreshes nor expires it', () => {
+      const t = tracker();
+      t.becomeLeader([], 0);
+      t.opened(7, TTL_MS, 0);
+      for (let ms = 0; ms < TTL_MS; ms += 1_000) t.liveness(7, ms);
+      expect(t.expiredAt(TTL_MS, 10)).toEqual([7]);
+      expect(t.size).toBe(1);
+    });
+  });
 });

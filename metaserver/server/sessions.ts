@@ -20,6 +20,16 @@ interface Liveness {
   ttlMs: number;
 }
 
+/** One tracked session as the leader sees it at a moment (the Admin session listing reads it). */
+export interface SessionLiveness {
+  /** The TTL this leader enforces. */
+  ttlMs: number;
+  /** Since its last keepalive here (since takeover for an inherited session); never negative. */
+  sinceKeepAliveMs: number;
+  /** ttlMs - sinceKeepAliveMs: negative = overdue, its expiry not yet applied. */
+  expiresInMs: number;
+}
+
 export class SessionTracker {
   private readonly sessions = new Map<number, Liveness>();
   private leading = false;
@@ -79,6 +89,14 @@ export class SessionTracker {
   /** The session is closed or its expiry applied. */
   forget(sessionId: number): void {
     this.sessions.delete(sessionId);
+  }
+
+  /** How the session stands at nowMs, or undefined when this leader does not track it (or does not lead). Reads only. */
+  liveness(sessionId: number, nowMs: number): SessionLiveness | undefined {
+    const liveness = this.leading ? this.sessions.get(sessionId) : undefined;
+    if (!liveness) return undefined;
+    const sinceKeepAliveMs = Math.max(0, nowMs - liveness.lastKeepAliveMs);
+    return { ttlMs: liveness.ttlMs, sinceKeepAliveMs, expiresInMs: liveness.ttlMs - sinceKeepAliveMs };
   }
 
   /** Sessions whose TTL ran out by nowMs, longest overdue first, at most `limit` (one round's proposals). */

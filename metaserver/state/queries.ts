@@ -24,6 +24,16 @@ const MAX_SESSIONS_LISTED = 100_000;
 
 type Db = ClassicLevel<Buffer, Uint8Array>;
 
+/** A session as sessions() lists it. */
+export interface SessionSummary {
+  id: number;
+  ttlMs: number;
+  clientName: string;
+  /** Wall clock (ms since the epoch) of the leader that opened it. */
+  createdAtMs: number;
+  fhCount: number;
+}
+
 export interface DirEntry {
   name: string;
   handle: number;
@@ -247,12 +257,16 @@ export class MetaQueries {
     return (await this.sessions()).map((session) => session.id);
   }
 
-  /** Open sessions with their TTLs (a new leader gives each its own TTL afresh), at most MAX_SESSIONS_LISTED. */
-  async sessions(): Promise<Array<{ id: number; ttlMs: number }>> {
+  /**
+   * Open sessions in id order with their TTLs (a new leader gives each its own
+   * TTL afresh), who opened them and their open fh counts (the Admin session
+   * listing), at most MAX_SESSIONS_LISTED.
+   */
+  async sessions(): Promise<SessionSummary[]> {
     const values = await this.db.values({ ...sessionRange, limit: MAX_SESSIONS_LISTED }).all();
     return values.map((bytes) => {
       const session = decodeRecord<Session>(bytes, 'session');
-      return { id: session.id, ttlMs: session.ttlMs };
+      return { id: session.id, ttlMs: session.ttlMs, clientName: session.clientName, createdAtMs: session.createdAtMs, fhCount: session.fhs?.length ?? 0 };
     });
   }
 
