@@ -9,7 +9,7 @@ import { nemesesByName, NEMESES } from './nemesis';
 import { debugUnsafeArgs, DebugUnsafeRun, runChaos } from './runner';
 
 export const CHAOS_USAGE = `  chaos [--duration 60s] [--nemesis kill-leader,partition-leader,...|all] [--clients 4] [--seed S] [--out DIR] [--keep-data]
-        [--debug-unsafe ack-before-commit|stale-reads|no-dedup[,...]] [--debug-follower-apply-delay-ms N]
+        [--debug-unsafe ack-before-commit|stale-reads|no-dedup|no-session-expiry[,...]] [--debug-follower-apply-delay-ms N]
         a Jepsen-style run (needs root): 3 metaservers and N clients (FUSE mounts and SDK workers, alternating) on
         simulated hosts 127.77.0.0/24 (prefix hfsc), workloads (registers, appends, namespace churn) while the nemeses
         inject faults, heal, check; writes history.jsonl, summary.json/.txt and timeline.html to DIR

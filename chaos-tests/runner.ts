@@ -16,7 +16,8 @@ import { performance } from 'node:perf_hooks';
 import { DEBUG_UNSAFE_NAMES } from '../metaserver/server/meta-server-config';
 import { seededRandom } from '../raft/core/config';
 import type { CheckResult, Checker, FinalState } from './checkers/checker';
-import { ChaosClients } from './clients';
+import { AbandonedClient, ChaosClients } from './clients';
+import { awaitAbandonedExpiry } from './session-expiry';
 import { ChaosCluster } from './cluster/chaos-cluster';
 import { sleep } from './cluster/processes';
 import { FaultEvent, History, historyToLines, Operation } from './history';
@@ -64,7 +65,7 @@ export interface ChaosOptions {
 }
 
 export interface DebugUnsafeRun {
-  /** `--debug-unsafe` names (ack-before-commit, stale-reads, no-dedup); may be empty when only the delay is asked for. */
+  /** `--debug-unsafe` names (ack-before-commit, stale-reads, no-dedup, no-session-expiry); may be empty when only the delay is asked for. */
   switches: string[];
   /** `--debug-follower-apply-delay-ms`: non-leaders wait this long before each apply (widens stale reads). */
   followerApplyDelayMs?: number;
@@ -108,6 +109,8 @@ const OP_TIMEOUT_MS = 15_000;
 const OP_PAUSE_MS = 25;
 const RECOVERY_TAIL_MS = 3_000;
 const CONVERGE_LIMIT_MS = 60_000;
+/** Past the longest session TTL the servers allow (60 s) and the leader's grace: abandoned sessions are gone long before. */
+const SESSION_EXPIRY_LIMIT_MS = 90_000;
 const QUIET_MIN_MS = 2_000;
 const QUIET_MAX_MS = 4_000;
 const HOLD_MIN_MS = 3_000;
@@ -157,6 +160,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     fsyncDelayHook: options.nemeses.some((n) => n.name === 'slow-disk'), debugUnsafeArgs: unsafeArgs,
   });
   let passed = false;
+  let abandoned: AbandonedClient[] = [];
   try {
     // Register files exist (empty) before the run: a file being created is briefly empty, which a register model of
     // whole-file values starting "missing" would call a value nobody wrote.
@@ -164,8 +168,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const clients = new ChaosClients(cluster, {
       seed: options.seed, originMs, opTimeoutMs: OP_TIMEOUT_MS, pauseMs: OP_PAUSE_MS, clientDeadlineMs: CLIENT_DEADLINE_MS,
       registers, churnDirs: dirs, mix: options.mix ?? { registers: 45, appends: 30, churn: 25 },
-      // Stale reads show only where reads reach a follower: each client starts at a different member.
-      rotateServers: options.debugUnsafe?.switches.includes('stale-reads') === true,
+      // Stale reads show only where reads reach a member that may lag: under that switch mounts read from their first listed member too.
+      mountsReadFromFirstListed: options.debugUnsafe?.switches.includes('stale-reads') === true,
     });
     try {
       await clients.start(options.clients);
@@ -181,8 +185,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       if (signal.aborted) throw new Error('aborted');
       await sleep(RECOVERY_TAIL_MS, signal);
     } finally {
-      const problems = await clients.stop(OP_TIMEOUT_MS + 5_000);
-      for (const problem of problems) log(`client: ${problem}`);
+      const stopped = await clients.stop(OP_TIMEOUT_MS + 5_000, () => now(originMs));
+      for (const problem of stopped.problems) log(`client: ${problem}`);
+      abandoned = stopped.abandoned;
       // Written now too, so a run that fails or is aborted later still leaves its history.
       fs.writeFileSync(path.join(runDir, 'history.jsonl'), historyToLines({ operations: numbered(clients.operations), faults }));
     }
@@ -196,13 +201,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const read = await cluster.finalRead(files, dirs);
     const fsck = await cluster.fsck();
     fs.writeFileSync(path.join(runDir, 'fsck.json'), JSON.stringify(fsck.raw, null, 2) + '\n');
+    const expiry = await awaitAbandonedExpiry(() => cluster.sessions(), abandoned, () => now(originMs), SESSION_EXPIRY_LIMIT_MS);
+    log(`sessions: ${abandoned.length} abandoned by killed clients, ${expiry.listing.sessions.length} left after ${Math.round(expiry.waitedMs)} ms, ${expiry.overdue.length} overdue`);
+    fs.writeFileSync(path.join(runDir, 'sessions.json'), JSON.stringify({ abandoned, listing: expiry.listing, overdue: expiry.overdue }, null, 2) + '\n');
     const final: FinalState = {
       versions: read.versions,
       listings: read.listings,
       digests: fsck.members.map((m) => ({ member: m.id, appliedIndex: m.digest === undefined ? -1 : fsck.index, digest: m.digest ?? `unavailable: ${m.error ?? 'no answer'}` })),
       fsckClean: fsck.clean,
-      // Not measured yet: the servers expose no count of sessions past their expiry (see README).
-      overdueSessions: 0,
+      abandonedSessions: abandoned.length,
+      overdueSessions: expiry.overdue,
     };
     fs.writeFileSync(path.join(runDir, 'final-state.json'), JSON.stringify(final, null, 2) + '\n');
 

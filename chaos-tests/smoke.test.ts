@@ -1,7 +1,8 @@
 /**
  * The bounded chaos run inside `npm test` (issue 6 §6): a real cluster on
  * simulated hosts, one FUSE client and one SDK client, a leader killed with
- * SIGKILL and a leader partitioned from the majority, then every checker.
+ * SIGKILL and a leader partitioned from the majority, the SDK client killed
+ * holding an fh at the end (its session must expire), then every checker.
  * Needs root and `npx tsc -p .` first (members, mounts and workers run from
  * dist/); skipped with a message otherwise. Prints the run folder and the
  * summary when it fails.
@@ -35,6 +36,9 @@ const built = fs.existsSync(path.join(__dirname, '..', 'dist', 'chaos-tests', 'w
       expect(result.summary.faultCounts['partition-leader']).toBeGreaterThanOrEqual(1);
       expect(result.summary.operations.byOutcome.ok).toBeGreaterThan(100);
       expect(result.summary.final.fsckClean).toBe(true);
+      // The SDK client was killed holding an fh: its session (and the fh) expired on the servers.
+      expect(result.summary.final.abandonedSessions).toBe(1);
+      expect(result.summary.final.overdueSessions).toBe(0);
       expect(result.summary.violations).toEqual([]);
       expect(result.summary.ok).toBe(true);
       fs.rmSync(outDir, { recursive: true, force: true });

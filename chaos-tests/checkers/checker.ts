@@ -15,8 +15,10 @@ export interface FinalState {
   digests: Array<{ member: string; appliedIndex: number; digest: string }>;
   /** handlefs fsck's verdict after healing. */
   fsckClean: boolean;
-  /** Sessions or fhs still open on the servers past their expiry (should be none). */
-  overdueSessions: number;
+  /** Sessions the run abandoned on purpose (clients killed holding an fh): each must expire, its fhs with it. */
+  abandonedSessions: number;
+  /** One sentence per session or fh still open on the servers past its expiry (and the leader's grace) after healing: should be none. */
+  overdueSessions: string[];
 }
 
 export interface Violation {

@@ -13,7 +13,7 @@ export function quote(value: string | undefined): string {
   return json.length > QUOTED_VALUE_CHARS_MAX ? `${json.slice(0, QUOTED_VALUE_CHARS_MAX - 4)}…"` : json;
 }
 
-function timeMs(value: number): string {
+export function timeMs(value: number): string {
   return Number.isFinite(value) ? `${Math.round(value * 10) / 10}` : '∞';
 }
 

@@ -22,7 +22,8 @@ function cleanRun(): { builder: HistoryBuilder; final: FinalState } {
     listings: { '/ns': ['f2'] },
     digests: ['m1', 'm2', 'm3'].map((member) => ({ member, appliedIndex: 120, digest: 'd41d8cd9' })),
     fsckClean: true,
-    overdueSessions: 0,
+    abandonedSessions: 0,
+    overdueSessions: [],
   };
   return { builder: h, final };
 }
@@ -124,7 +125,7 @@ describe('the checkers together', () => {
     h.write('c1', '/r', 'a', 0, 10);
     h.write('c2', '/r', 'b', 20, 30);
     h.read('c1', '/r', 'a', 40, 41);
-    const results = runCheckers(h.history(), { versions: {}, listings: {}, digests: [{ member: 'm1', appliedIndex: 1, digest: 'x' }], fsckClean: true, overdueSessions: 0 }, allCheckers());
+    const results = runCheckers(h.history(), { versions: {}, listings: {}, digests: [{ member: 'm1', appliedIndex: 1, digest: 'x' }], fsckClean: true, abandonedSessions: 0, overdueSessions: [] }, allCheckers());
     const text = summarizeViolations(results.filter((r) => r.checker === 'linearizable-registers'));
     expect(text).toBe(
       [

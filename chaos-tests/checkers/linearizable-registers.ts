@@ -20,7 +20,7 @@
  */
 import type { History, Operation } from '../history';
 import type { CheckResult, Checker, FinalState, Violation } from './checker';
-import { describeOperation, quote } from './describe';
+import { describeOperation, quote, timeMs } from './describe';
 import { type SearchModel, type SearchResult, searchLinearization, shrinkFailing } from './wing-gong';
 
 export const LINEARIZABLE_REGISTERS = 'linearizable-registers';
@@ -298,7 +298,7 @@ function diagnose(key: string, minimal: readonly Operation[], all: readonly Oper
   const culprit = reads[reads.length - 1];
   const head = `${key} is not linearizable`;
   if (!culprit) return `${head}: its writes alone cannot take effect in the order of the file's versions`;
-  const at = `read #${culprit.id} by ${culprit.client} (${culprit.invokeMs}–${culprit.completeMs} ms) returned ${quote(culprit.result)}`;
+  const at = `read #${culprit.id} by ${culprit.client} (${timeMs(culprit.invokeMs)}–${timeMs(culprit.completeMs)} ms) returned ${quote(culprit.result)}`;
   if (culprit.result !== undefined && culprit.result !== initialValue) {
     const writers = all.filter((op) => op.kind === 'write' && op.value === culprit.result);
     if (writers.length === 0) return `${head}: ${at}, a value no client wrote to this file`;

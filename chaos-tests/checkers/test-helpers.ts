@@ -30,7 +30,7 @@ export class HistoryBuilder {
 }
 
 export function emptyFinal(overrides: Partial<FinalState> = {}): FinalState {
-  return { versions: {}, listings: {}, digests: [], fsckClean: true, overdueSessions: 0, ...overrides };
+  return { versions: {}, listings: {}, digests: [], fsckClean: true, abandonedSessions: 0, overdueSessions: [], ...overrides };
 }
 
 /** Versions 1..n holding `contents` in order. */

@@ -40,8 +40,17 @@ describe('the versions checker', () => {
     expect(result.violations[0].message).toBe('/a: version number 1.5 at position 1 is not a positive integer');
   });
 
-  it('fails sessions that outlive their expiry', () => {
-    const result = keepAll.check(none, emptyFinal({ overdueSessions: 2 }));
-    expect(result.violations[0].message).toBe('2 sessions or fhs are still open on the servers past their expiry after healing');
+  it('fails each session or fh that outlives its expiry, naming it', () => {
+    const overdue = ['session 7 (sdk-2) with 1 open fh, abandoned 14.2 s ago (TTL 10 s)', 'session 9 (mount) is not tracked by the leader: it would never expire'];
+    const result = keepAll.check(none, emptyFinal({ abandonedSessions: 1, overdueSessions: overdue }));
+    expect(result.violations.map((v) => v.message)).toEqual(overdue.map((o) => `past its expiry after healing: ${o}`));
+    expect(result.stats).toMatchObject({ abandonedSessions: 1, overdueSessions: 2 });
+  });
+
+  it('reports the first 20 overdue sessions and counts the rest', () => {
+    const overdue = Array.from({ length: 25 }, (_, i) => `session ${i}`);
+    const result = keepAll.check(none, emptyFinal({ overdueSessions: overdue }));
+    expect(result.violations).toHaveLength(21);
+    expect(result.violations[20].message).toBe('5 more sessions or fhs past their expiry');
   });
 });

@@ -9,6 +9,8 @@ import type { History } from '../history';
 import type { CheckResult, Checker, FinalState, Violation } from './checker';
 
 export const VERSIONS = 'versions';
+/** Overdue sessions reported one by one; beyond, one line counts the rest. */
+const OVERDUE_REPORTED_MAX = 20;
 
 export interface VersionsCheckOptions {
   /**
@@ -25,7 +27,7 @@ export function versionsChecker(options: VersionsCheckOptions): Checker {
     name: VERSIONS,
     check(_history: History, final: FinalState): CheckResult {
       const violations: Violation[] = [];
-      const stats = { files: 0, versions: 0, overdueSessions: final.overdueSessions };
+      const stats = { files: 0, versions: 0, abandonedSessions: final.abandonedSessions, overdueSessions: final.overdueSessions.length };
       for (const path of Object.keys(final.versions).sort()) {
         const versions = final.versions[path];
         stats.files++;
@@ -57,12 +59,11 @@ export function versionsChecker(options: VersionsCheckOptions): Checker {
           }
         }
       }
-      if (final.overdueSessions !== 0) {
-        violations.push({
-          checker: VERSIONS,
-          message: `${final.overdueSessions} sessions or fhs are still open on the servers past their expiry after healing`,
-          operations: [],
-        });
+      for (const overdue of final.overdueSessions.slice(0, OVERDUE_REPORTED_MAX)) {
+        violations.push({ checker: VERSIONS, message: `past its expiry after healing: ${overdue}`, operations: [] });
+      }
+      if (final.overdueSessions.length > OVERDUE_REPORTED_MAX) {
+        violations.push({ checker: VERSIONS, message: `${final.overdueSessions.length - OVERDUE_REPORTED_MAX} more sessions or fhs past their expiry`, operations: [] });
       }
       return { checker: VERSIONS, ok: violations.length === 0, violations, stats };
     },

@@ -23,6 +23,7 @@ import type { ChaosClientHost, ChaosControl, ChaosMember } from '../nemesis/neme
 import type { FinalRead, MemberStatus } from './agent-main';
 import { alive, exitOf, readyLine, withLimit } from '../../deploy/netns/host-process';
 import { LineRpc, onJsonLines, sleep } from './processes';
+import type { SessionListing } from '../session-expiry';
 
 const RAFT_PORT = 7001;
 const CLIENT_PORT = 8001;
@@ -38,6 +39,7 @@ const AGENT_READY_LIMIT_MS = 20_000;
 const AGENT_CALL_LIMIT_MS = 30_000;
 const FINAL_READ_LIMIT_MS = 120_000;
 const FSCK_LIMIT_MS = 90_000;
+const SESSIONS_LIMIT_MS = 20_000;
 const LEADER_POLL_MS = 100;
 const PROMOTE_LIMIT_MS = 30_000;
 const STDERR_TAIL_BYTES = 64 * 1024;
@@ -417,26 +419,39 @@ export class ChaosCluster implements ChaosControl {
 
   /** `handlefs fsck --json` run inside the control host. */
   async fsck(): Promise<FsckResult> {
+    const { code, json } = await this.handlefsJson(['fsck', '--servers', this.servers.join(','), '--json'], FSCK_LIMIT_MS);
+    const report = json as { clean: boolean; index: number; members: Array<{ id: string; digest?: string; error?: string }> };
+    return { clean: code === 0 && report.clean === true, index: report.index, members: report.members, raw: report };
+  }
+
+  /** The leader's session listing (`handlefs sessions --json`, inside the control host). */
+  async sessions(): Promise<SessionListing> {
+    const { code, json, stderr } = await this.handlefsJson(['sessions', '--servers', this.servers.join(','), '--json'], SESSIONS_LIMIT_MS);
+    // Exit 1 with a listing: a session the leader does not track (overdueSessions reports it); without one, handlefsJson threw.
+    if (code !== 0 && code !== 1) throw new Error(`handlefs sessions exited ${code}: ${stderr.slice(-2000)}`);
+    return sessionListingOf(json);
+  }
+
+  /** Runs `handlefs ARGS` inside the control host and parses its stdout as JSON. */
+  private async handlefsJson(args: string[], limitMs: number): Promise<{ code: number | null; json: unknown; stderr: string }> {
     const host = this.hosts[CONTROL_HOST_INDEX - 1].name;
-    const child = this.track(runIn(host, process.execPath, [path.join(REPO_ROOT, 'bin', 'handlefs.js'), 'fsck', '--servers', this.servers.join(','), '--json'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
+    const child = this.track(runIn(host, process.execPath, [path.join(REPO_ROOT, 'bin', 'handlefs.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout = (stdout + s).slice(-OUTPUT_LIMIT_BYTES); });
     child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr = (stderr + s).slice(-STDERR_TAIL_BYTES); });
     let code: number | null;
     try {
-      code = await withLimit('handlefs fsck', FSCK_LIMIT_MS, exitOf(child));
+      code = await withLimit(`handlefs ${args[0]}`, limitMs, exitOf(child));
     } catch (error) {
       child.kill('SIGKILL');
       throw error;
     }
-    let report: { clean: boolean; index: number; members: Array<{ id: string; digest?: string; error?: string }> };
     try {
-      report = JSON.parse(stdout);
+      return { code, json: JSON.parse(stdout), stderr };
     } catch {
-      throw new Error(`handlefs fsck exited ${code} without a JSON report: ${stderr.slice(-2000)}`);
+      throw new Error(`handlefs ${args[0]} exited ${code} without a JSON report: ${stderr.slice(-2000)}`);
     }
-    return { clean: code === 0 && report.clean === true, index: report.index, members: report.members, raw: report };
   }
 
   /** A FUSE mount of the cluster whose mount process runs inside the client's host. */
@@ -538,4 +553,20 @@ export class ChaosCluster implements ChaosControl {
       ...[...this.slowDisks].map((id) => `${id} slow disk`),
     ];
   }
+}
+
+/** The listing `handlefs sessions --json` prints, checked field by field (a changed format is an error, not a pass). */
+function sessionListingOf(json: unknown): SessionListing {
+  const reply = json as { expiryIntervalMs?: unknown; sessions?: unknown };
+  if (typeof reply?.expiryIntervalMs !== 'number' || !Array.isArray(reply.sessions)) throw new Error(`handlefs sessions --json: unexpected shape ${JSON.stringify(json).slice(0, 300)}`);
+  return {
+    expiryIntervalMs: reply.expiryIntervalMs,
+    sessions: reply.sessions.map((raw: Record<string, unknown>) => {
+      const session = { id: raw.id, clientName: raw.clientName, ttlMs: raw.ttlMs, fhs: raw.fhs, tracked: raw.tracked, sinceKeepAliveMs: raw.sinceKeepAliveMs ?? 0 };
+      if (typeof session.id !== 'number' || typeof session.ttlMs !== 'number' || typeof session.fhs !== 'number' || typeof session.tracked !== 'boolean') {
+        throw new Error(`handlefs sessions --json: unexpected session ${JSON.stringify(raw).slice(0, 300)}`);
+      }
+      return session as SessionListing['sessions'][number];
+    }),
+  };
 }

@@ -5,6 +5,7 @@
  */
 import { asymmetric } from './asymmetric';
 import { crashAll } from './crash-all';
+import { deafenClient } from './deafen-client';
 import { isolateClient } from './isolate-client';
 import { killLeader } from './kill-leader';
 import { killRandom } from './kill-random';
@@ -15,7 +16,7 @@ import { sigstopLeader } from './sigstop-leader';
 import { slowDisk } from './slow-disk';
 import { transferLeader } from './transfer-leader';
 
-export const NEMESES: readonly Nemesis[] = [killLeader, killRandom, sigstopLeader, partitionLeader, asymmetric, isolateClient, crashAll, transferLeader, membership, slowDisk];
+export const NEMESES: readonly Nemesis[] = [killLeader, killRandom, sigstopLeader, partitionLeader, asymmetric, isolateClient, deafenClient, crashAll, transferLeader, membership, slowDisk];
 
 /** 'all' or a comma-separated list of names; throws naming an unknown one. */
 export function nemesesByName(list: string): Nemesis[] {

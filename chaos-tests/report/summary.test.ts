@@ -12,7 +12,7 @@ function op(id: number, invokeMs: number, completeMs: number, outcome: Operation
   return { id, client: 'c', kind: 'write', key: '/reg/r0', value: `v${id}`, invokeMs, completeMs, outcome };
 }
 
-const final: FinalState = { versions: {}, listings: {}, digests: [{ member: 'm1', appliedIndex: 9, digest: 'abcdef0123456789' }], fsckClean: true, overdueSessions: 0 };
+const final: FinalState = { versions: {}, listings: {}, digests: [{ member: 'm1', appliedIndex: 9, digest: 'abcdef0123456789' }], fsckClean: true, abandonedSessions: 0, overdueSessions: [] };
 
 describe('the stall after a leader loss', () => {
   it('is the longest gap between ok completions from before the fault to the first ok after its heal', () => {

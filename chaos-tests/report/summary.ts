@@ -39,7 +39,7 @@ export interface RunSummary {
   checks: Array<{ checker: string; ok: boolean; violations: number; stats: Record<string, number> }>;
   violations: Array<{ checker: string; message: string; operationIds: number[] }>;
   violationsText: string;
-  final: { digests: FinalState['digests']; fsckClean: boolean; files: number; versions: number };
+  final: { digests: FinalState['digests']; fsckClean: boolean; files: number; versions: number; abandonedSessions: number; overdueSessions: number };
   /** Present only when the members ran with debug-unsafe fault switches: the cluster was wrong on purpose. */
   debugUnsafe?: DebugUnsafeSummary;
 }
@@ -105,7 +105,7 @@ export function summarize(input: {
     stalls: { ...percentiles(stalled.map((f) => f.stallMs!)), byNemesis },
     checks: results.map((r) => ({ checker: r.checker, ok: r.ok, violations: r.violations.length, stats: r.stats })),
     violations, violationsText: input.violationsText,
-    final: { digests: final.digests, fsckClean: final.fsckClean, files: Object.keys(final.versions).length, versions: Object.values(final.versions).reduce((n, v) => n + v.length, 0) },
+    final: { digests: final.digests, fsckClean: final.fsckClean, files: Object.keys(final.versions).length, versions: Object.values(final.versions).reduce((n, v) => n + v.length, 0), abandonedSessions: final.abandonedSessions, overdueSessions: final.overdueSessions.length },
     ...(input.debugUnsafe ? { debugUnsafe: input.debugUnsafe } : {}),
   };
 }
@@ -137,6 +137,7 @@ export function renderSummary(s: RunSummary): string {
   lines.push('');
   lines.push(`after healing: fsck ${s.final.fsckClean ? 'clean' : 'NOT clean'}; digests ${s.final.digests.map((d) => `${d.member}@${d.appliedIndex}:${d.digest.slice(0, 12)}`).join(' ')}`);
   lines.push(`final state: ${s.final.files} files, ${s.final.versions} versions read back`);
+  lines.push(`sessions: ${s.final.abandonedSessions} abandoned by clients killed holding an fh; ${s.final.overdueSessions === 0 ? 'none' : s.final.overdueSessions} past expiry`);
   lines.push('');
   lines.push(`checkers: ${s.checks.map((c) => `${c.checker} ${c.ok ? 'ok' : `${c.violations} violation(s)`}`).join('; ') || 'none ran'}`);
   if (!s.ok) {

@@ -20,6 +20,12 @@ export interface Driver {
   unlink(dir: string, name: string): Promise<void>;
   list(dir: string): Promise<string[]>;
   close(): Promise<void>;
+  /**
+   * The end of a client that dies without closing: open `path` and hold the fh, keep the session
+   * open, and answer both; the worker is then killed. SDK only (a mount's process cannot be
+   * killed without leaving a dead mount behind).
+   */
+  abandon?(path: string): Promise<{ sessionId: number; fh: number }>;
 }
 
 /**

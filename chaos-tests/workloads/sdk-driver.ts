@@ -1,21 +1,25 @@
 /**
  * Drives the cluster through the SDK (MetaClient) from a worker process in a
- * client host: whole-file writes and reads with writeFile/readFile, appends as
+ * client host: whole-file writes and reads with writeFile/readFile (reads
+ * alternate between an fh's pinned version and the head version read without
+ * an fh, so both read paths are checked), appends as
  * open(append) + one inline commit of the record at the base's end (the server
  * moves it to the head's end), namespace calls on the directory's handle.
  * Owns its MetaClient; must never retry an operation itself (the SDK's own
  * exactly-once retries are part of what is tested).
  */
-import { INLINE_LIMIT_BYTES, MetaClient, MetaError } from '../../client/sdk';
+import { INLINE_LIMIT_BYTES, MetaClient, MetaError, ReadFrom } from '../../client/sdk';
 import type { Driver } from './driver';
 
 const utf8 = new TextEncoder();
 
 export class SdkDriver implements Driver {
+  private reads = 0;
+
   private constructor(private readonly client: MetaClient) {}
 
-  static async connect(servers: string[], name: string, deadlineMs: number): Promise<SdkDriver> {
-    return new SdkDriver(await MetaClient.connect({ servers, deadlineMs, clientName: name }));
+  static async connect(servers: string[], name: string, deadlineMs: number, readFrom: ReadFrom): Promise<SdkDriver> {
+    return new SdkDriver(await MetaClient.connect({ servers, deadlineMs, clientName: name, readFrom }));
   }
 
   private async handleOf(dir: string): Promise<number> {
@@ -28,7 +32,8 @@ export class SdkDriver implements Driver {
 
   async read(file: string): Promise<string | undefined> {
     try {
-      return Buffer.from(await this.client.readFile(file)).toString('utf8');
+      const version = this.reads++ % 2 === 0 ? undefined : 'head';
+      return Buffer.from(await this.client.readFile(file, { version })).toString('utf8');
     } catch (error) {
       if (error instanceof MetaError && error.code === 'ENOENT') return undefined;
       throw error;
@@ -82,5 +87,10 @@ export class SdkDriver implements Driver {
 
   async close(): Promise<void> {
     await this.client.close();
+  }
+
+  async abandon(file: string): Promise<{ sessionId: number; fh: number }> {
+    const opened = await this.client.open((await this.client.resolve(file)).handle, { read: true, write: false, append: false });
+    return { sessionId: this.client.sessionId, fh: opened.fh };
   }
 }

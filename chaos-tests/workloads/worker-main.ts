@@ -19,6 +19,7 @@ import { Driver, errorCode, outcomeOf } from './driver';
 import { FuseDriver } from './fuse-driver';
 import { PlannedOp, RegistersWorkload } from './registers';
 import { SdkDriver } from './sdk-driver';
+import type { ReadFrom } from '../../client/sdk';
 
 export interface WorkerConfig {
   client: string;
@@ -27,6 +28,8 @@ export interface WorkerConfig {
   mountDir?: string;
   /** sdk: the members' client addresses. */
   servers?: string[];
+  /** sdk: where reads go first (client/sdk ReadFrom). */
+  readFrom?: ReadFrom;
   seed: number;
   /** The run's clock origin: performance.timeOrigin + performance.now() of the runner at the start. */
   originMs: number;
@@ -72,12 +75,17 @@ async function run(config: WorkerConfig): Promise<void> {
   const total = config.mix.registers + config.mix.appends + config.mix.churn;
   if (!(total > 0)) throw new Error('the workload mix needs a positive weight');
   let stopping = false;
-  process.stdin.setEncoding('utf8').on('data', (s: string) => { if (s.includes('stop')) stopping = true; });
+  // 'stop': finish the current operation and close; 'abandon': finish it, then hold an fh and wait to be killed (Driver.abandon).
+  let abandoning = false;
+  process.stdin.setEncoding('utf8').on('data', (s: string) => {
+    if (s.includes('stop')) stopping = true;
+    if (s.includes('abandon')) stopping = abandoning = true;
+  });
   process.stdin.on('end', () => { stopping = true; });
 
   const driver: Driver = config.driver === 'fuse'
     ? new FuseDriver(config.mountDir!)
-    : await SdkDriver.connect(config.servers!, config.client, config.sdkDeadlineMs);
+    : await SdkDriver.connect(config.servers!, config.client, config.sdkDeadlineMs, config.readFrom ?? 'leader');
   process.stdout.write(JSON.stringify({ event: 'ready' }) + '\n');
   let hung = 0;
   let done = 0;
@@ -116,6 +124,12 @@ async function run(config: WorkerConfig): Promise<void> {
     process.stdout.write(JSON.stringify({ op: record }) + '\n');
     done++;
     await new Promise((resolve) => setTimeout(resolve, config.pauseMs));
+  }
+  if (abandoning && driver.abandon) {
+    const held = await driver.abandon(config.registers[0]);
+    process.stdout.write(JSON.stringify({ event: 'abandoned', ...held, operations: done }) + '\n');
+    // Bounded by the runner, which kills this process on the line above (and after its stop limit in any case).
+    await new Promise(() => undefined);
   }
   await Promise.race([driver.close(), new Promise((resolve) => setTimeout(resolve, 2_000))]);
   process.stdout.write(JSON.stringify({ event: 'done', operations: done, hung }) + '\n');
