@@ -5,6 +5,7 @@
  * (sdk-driver.ts). Owns the errno → outcome rule; must never retry: a retry
  * would hide what the client saw.
  */
+import * as os from 'node:os';
 import type { Outcome } from '../history';
 
 export interface Driver {
@@ -38,8 +39,12 @@ const NOTHING_CHANGED = new Set([
   'EMLINK', 'EXDEV', 'EBADF', 'EROFS', 'EBUSY',
 ]);
 
+/** Errno number → name (Linux), for the errnos libuv has no name for (ESTALE comes back as "Unknown system error -116"). */
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, value]) => [value, name]));
+
 export function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown })?.code;
+  const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
+  if (typeof code === 'string' && /^Unknown system error/.test(code) && typeof errno === 'number') return ERRNO_NAMES.get(Math.abs(errno)) ?? code;
   return typeof code === 'string' && code !== '' ? code : 'EUNKNOWN';
 }
 
