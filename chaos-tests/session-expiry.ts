@@ -7,25 +7,13 @@
  * `handlefs sessions --json`. overdueSessions() is pure; awaitAbandonedExpiry()
  * only polls. Must never change the cluster.
  */
+import type { SessionInfo, SessionsReply } from '../proto/admin-proto';
 import type { AbandonedClient } from './clients';
 import { sleep } from './cluster/processes';
 
-export interface ListedSession {
-  id: number;
-  clientName: string;
-  ttlMs: number;
-  fhs: number;
-  /** False: the state holds the session but the leader's expiry tracker does not. */
-  tracked: boolean;
-  /** Since its last keepalive as the leader sees it (meaningless when untracked). */
-  sinceKeepAliveMs: number;
-}
-
-export interface SessionListing {
-  /** How often the leader scans for expired sessions. */
-  expiryIntervalMs: number;
-  sessions: ListedSession[];
-}
+/** What the check reads of Admin.Sessions (proto/admin.proto): `tracked` false = the leader's expiry does not know the session. */
+export type ListedSession = Pick<SessionInfo, 'id' | 'clientName' | 'ttlMs' | 'fhs' | 'tracked' | 'sinceKeepAliveMs'>;
+export type SessionListing = Pick<SessionsReply, 'expiryIntervalMs'> & { sessions: ListedSession[] };
 
 /** Beyond a session's TTL, what the leader may take to notice and commit its expiry: two scans and a slow proposal. */
 export function expiryGraceMs(expiryIntervalMs: number): number {

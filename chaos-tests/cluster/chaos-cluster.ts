@@ -24,6 +24,7 @@ import type { FinalRead, MemberStatus } from './agent-main';
 import { alive, exitOf, readyLine, withLimit } from '../../deploy/netns/host-process';
 import { LineRpc, onJsonLines, sleep } from './processes';
 import type { SessionListing } from '../session-expiry';
+import { metaServerMainPath } from '../../metaserver/server/main-path';
 
 const RAFT_PORT = 7001;
 const CLIENT_PORT = 8001;
@@ -197,7 +198,7 @@ export class ChaosCluster implements ChaosControl {
     // Only runs that ask for a debug-unsafe hook or switch get the environment that allows them.
     const unsafe = this.options.fsyncDelayHook || debugArgs.length > 0;
     const child = this.track(runIn(member.host, process.execPath, [
-      distScript('metaserver', 'server', 'server-main.js'), '--id', member.id, '--listen', member.peerAddress, '--client-listen', member.clientAddress,
+      metaServerMainPath(), '--id', member.id, '--listen', member.peerAddress, '--client-listen', member.clientAddress,
       '--metrics-listen', member.httpAddress, '--data', member.dataDir, '--peers', peers, '--clients', clients, ...this.options.serverArgs,
       ...(join ? ['--join'] : []), ...hook, ...debugArgs,
     ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: unsafe ? { ...process.env, HANDLEFS_DEBUG_UNSAFE: '1' } : process.env }));

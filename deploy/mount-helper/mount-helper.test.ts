@@ -75,12 +75,12 @@ describe('mount.handlefs, called the way mount(8) calls it', () => {
     expect(await mountProcessesOf(mnt)).toHaveLength(0);
   }, 60_000);
 
-  it('turns ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,cache_size_mib=64,metrics_address=… into a read-only mount that still reads', async () => {
-    const mounted = await run(HELPER, [servers, mntReadOnly, '-o', `ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,cache_size_mib=64,metrics_address=127.0.0.1:0,subdir=/,log=${path.join(base, 'mount-ro.log')}`]);
+  it('turns ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,cache_size_mib=64,read_from=first-listed,metrics_address=… into a read-only mount that still reads', async () => {
+    const mounted = await run(HELPER, [servers, mntReadOnly, '-o', `ro,allow_other,policy=reject,entry_timeout=0,deadline_ms=5000,cache_size_mib=64,read_from=first-listed,metrics_address=127.0.0.1:0,subdir=/,log=${path.join(base, 'mount-ro.log')}`]);
     expect(mounted).toMatchObject({ code: 0 });
     const [pid] = await mountProcessesOf(mntReadOnly);
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    expect(argv).toEqual(expect.arrayContaining(['--read-only', '--allow-other', '--policy', 'reject', '--entry-timeout-s', '0', '--deadline-ms', '5000', '--cache-size-mib', '64', '--metrics-address', '127.0.0.1:0', '--subdir', '/']));
+    expect(argv).toEqual(expect.arrayContaining(['--read-only', '--allow-other', '--policy', 'reject', '--entry-timeout-s', '0', '--deadline-ms', '5000', '--cache-size-mib', '64', '--read-from', 'first-listed', '--metrics-address', '127.0.0.1:0', '--subdir', '/']));
     expect(fs.readFileSync('/proc/self/mounts', 'utf8')).toMatch(new RegExp(`${mntReadOnly} fuse\\S* ro,`));
 
     expect(await run('cat', [path.join(mntReadOnly, 'hello.txt')])).toMatchObject({ code: 0, stdout: 'written through the helper\n' });
@@ -97,6 +97,8 @@ describe('mount.handlefs, called the way mount(8) calls it', () => {
     expect(unknown).toMatchObject({ code: 1, stderr: expect.stringMatching(/unknown option "noexec"; nothing mounted/) });
     const badPolicy = await run(HELPER, [servers, mnt, '-o', 'policy=first-wins']);
     expect(badPolicy).toMatchObject({ code: 1, stderr: expect.stringMatching(/policy must be lww or reject/) });
+    const badReadFrom = await run(HELPER, [servers, mnt, '-o', 'read_from=nearest']);
+    expect(badReadFrom).toMatchObject({ code: 1, stderr: expect.stringMatching(/read_from must be leader or first-listed/) });
     const badTimeout = await run(HELPER, [servers, mnt, '-o', 'attr_timeout=soon']);
     expect(badTimeout).toMatchObject({ code: 1, stderr: expect.stringMatching(/attr_timeout must be seconds/) });
     const badAddress = await run(HELPER, ['127.0.0.1:port', mnt]);

@@ -99,8 +99,15 @@ export class LeaderDuties {
 
   /** The session's TTL after this keepalive, or undefined when the leader does not know it (expired, closed). Leader only. */
   keepAlive(sessionId: number): number | undefined {
-    if (this.trackedView() === undefined) throw new NodeStoppedError('this leader is still loading its sessions; retry shortly');
+    if (this.loadedTerm() === undefined) throw new NodeStoppedError('this leader is still loading its sessions; retry shortly');
     return this.tracker.keepAlive(sessionId, this.options.monotonicMs());
+  }
+
+  /** The term whose sessions the tracker holds, or undefined while this leader is still loading them; NotLeaderError on a follower. */
+  private loadedTerm(): number | undefined {
+    const status = this.node.status();
+    if (status.role !== 'leader') throw new NotLeaderError(status.leaderId, '');
+    return this.tracker.isLeading && this.trackedTerm === status.term ? status.term : undefined;
   }
 
   /**
@@ -110,12 +117,11 @@ export class LeaderDuties {
    * the view at once: leadership may change at the next await.
    */
   trackedView(): TrackedView | undefined {
-    const status = this.node.status();
-    if (status.role !== 'leader') throw new NotLeaderError(status.leaderId, '');
-    if (!this.tracker.isLeading || this.trackedTerm !== status.term) return undefined;
+    const term = this.loadedTerm();
+    if (term === undefined) return undefined;
     const nowMs = this.options.monotonicMs();
     return {
-      term: status.term,
+      term,
       wallClockMs: this.options.wallClockMs(),
       expiryIntervalMs: this.options.expiryIntervalMs,
       maxExpiriesPerRound: this.options.maxExpiriesPerRound,
